@@ -1,0 +1,29 @@
+"""The fal ``fal-ai/lipsync`` contract: models, operations and the generated OpenAPI spec.
+
+The single source of truth of fal-lipsync-mock. Nothing here imports ``mock_server``.
+"""
+
+from contracts.operations import (
+    ENDPOINT_ID,
+    FAL_HOSTS,
+    OPERATIONS,
+    QUEUE_STATUS_ORDER,
+    Header,
+    LogicalHost,
+    Operation,
+    QueueStatusName,
+)
+from contracts.schemas import *  # noqa: F403  (the schemas package curates its own __all__)
+from contracts.schemas import __all__ as _schema_names
+
+__all__ = [
+    "ENDPOINT_ID",
+    "FAL_HOSTS",
+    "OPERATIONS",
+    "QUEUE_STATUS_ORDER",
+    "Header",
+    "LogicalHost",
+    "Operation",
+    "QueueStatusName",
+    *_schema_names,
+]
