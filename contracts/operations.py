@@ -16,7 +16,7 @@ ENDPOINT_ID: Final = "fal-ai/lipsync"
 """The one fal application the mock serves."""
 
 QueueStatusName = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
-"""The only statuses fal puts on the wire: there is no FAILED or CANCELLED (failures end COMPLETED)."""
+"""There is no FAILED or CANCELLED: failures end COMPLETED."""
 
 QUEUE_STATUS_ORDER: Final[tuple[QueueStatusName, ...]] = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
 
@@ -71,90 +71,175 @@ class Operation:
 _REQ = f"/{ENDPOINT_ID}/requests/{{request_id}}"
 
 SUBMIT = Operation(
-    "submitLipsync", LogicalHost.QUEUE, "POST", f"/{ENDPOINT_ID}",
-    "Queue a lip-sync request", (200, 401, 404, 413, 422),
+    "submitLipsync",
+    LogicalHost.QUEUE,
+    "POST",
+    f"/{ENDPOINT_ID}",
+    "Queue a lip-sync request",
+    (200, 401, 404, 413, 422),
 )
 STATUS = Operation(
-    "getRequestStatus", LogicalHost.QUEUE, "GET", f"{_REQ}/status",
+    "getRequestStatus",
+    LogicalHost.QUEUE,
+    "GET",
+    f"{_REQ}/status",
     "Get a request's status (202 while queued or running, 200 when completed)",
     (200, 202, 401, 404, 422),
 )
 STATUS_STREAM = Operation(
-    "streamRequestStatus", LogicalHost.QUEUE, "GET", f"{_REQ}/status/stream",
-    "Stream status changes as server-sent events until COMPLETED", (200, 401, 404, 422),
+    "streamRequestStatus",
+    LogicalHost.QUEUE,
+    "GET",
+    f"{_REQ}/status/stream",
+    "Stream status changes as server-sent events until COMPLETED",
+    (200, 401, 404, 422),
 )
 RESULT = Operation(
-    "getRequestResult", LogicalHost.QUEUE, "GET", _REQ,
+    "getRequestResult",
+    LogicalHost.QUEUE,
+    "GET",
+    _REQ,
     "Get a completed request's output, or the error it ended with",
     (200, 400, 401, 404, 422, 500, 503, 504),
 )
 CANCEL = Operation(
-    "cancelRequest", LogicalHost.QUEUE, "PUT", f"{_REQ}/cancel",
-    "Cancel a queued or running request", (202, 400, 401, 404),
+    "cancelRequest",
+    LogicalHost.QUEUE,
+    "PUT",
+    f"{_REQ}/cancel",
+    "Cancel a queued or running request",
+    (202, 400, 401, 404),
 )
 RUN = Operation(
-    "runLipsync", LogicalHost.RUN, "POST", f"/{ENDPOINT_ID}",
-    "Run a lip-sync request synchronously and answer its output", (200, 401, 404, 413, 422),
+    "runLipsync",
+    LogicalHost.RUN,
+    "POST",
+    f"/{ENDPOINT_ID}",
+    "Run a lip-sync request synchronously and answer its output",
+    (200, 401, 404, 413, 422),
 )
 RUN_STREAM = Operation(
-    "streamLipsync", LogicalHost.RUN, "POST", f"/{ENDPOINT_ID}/stream",
-    "Run synchronously, answering the output as a server-sent event", (200, 401, 404, 413, 422),
+    "streamLipsync",
+    LogicalHost.RUN,
+    "POST",
+    f"/{ENDPOINT_ID}/stream",
+    "Run synchronously, answering the output as a server-sent event",
+    (200, 401, 404, 413, 422),
 )
 CDN_TOKEN = Operation(
-    "createCdnToken", LogicalHost.REST, "POST", "/storage/auth/token",
-    "Get a short-lived token for CDN uploads (fal-client's upload flow)", (200, 401, 422),
+    "createCdnToken",
+    LogicalHost.REST,
+    "POST",
+    "/storage/auth/token",
+    "Get a short-lived token for CDN uploads (fal-client's upload flow)",
+    (200, 401, 422),
 )
 INITIATE_UPLOAD = Operation(
-    "initiateUpload", LogicalHost.REST, "POST", "/storage/upload/initiate",
+    "initiateUpload",
+    LogicalHost.REST,
+    "POST",
+    "/storage/upload/initiate",
     "Reserve a file URL and get a URL to PUT its bytes to (@fal-ai/client's upload flow)",
     (200, 401, 422),
 )
 INITIATE_MULTIPART = Operation(
-    "initiateMultipartUpload", LogicalHost.REST, "POST", "/storage/upload/initiate-multipart",
-    "Reserve a file URL for an upload sent in parts", (200, 401, 422),
+    "initiateMultipartUpload",
+    LogicalHost.REST,
+    "POST",
+    "/storage/upload/initiate-multipart",
+    "Reserve a file URL for an upload sent in parts",
+    (200, 401, 422),
 )
 CDN_UPLOAD = Operation(
-    "uploadFile", LogicalHost.CDN, "POST", "/files/upload",
-    "Upload a file in one request (token from createCdnToken)", (200, 401, 413),
+    "uploadFile",
+    LogicalHost.CDN,
+    "POST",
+    "/files/upload",
+    "Upload a file in one request (token from createCdnToken)",
+    (200, 401, 413),
 )
 CDN_MULTIPART_START = Operation(
-    "startCdnMultipart", LogicalHost.CDN, "POST", "/files/upload/multipart",
-    "Start a multipart CDN upload (token from createCdnToken)", (200, 401),
+    "startCdnMultipart",
+    LogicalHost.CDN,
+    "POST",
+    "/files/upload/multipart",
+    "Start a multipart CDN upload (token from createCdnToken)",
+    (200, 401),
 )
 CDN_MULTIPART_PART = Operation(
-    "putCdnMultipartPart", LogicalHost.CDN, "PUT",
+    "putCdnMultipartPart",
+    LogicalHost.CDN,
+    "PUT",
     "/files/{file_id}/{file_name}/multipart/{upload_id}/{part_number}",
-    "Upload one part of a multipart CDN upload", (200, 404, 413, 422), authenticated=False,
+    "Upload one part of a multipart CDN upload",
+    (200, 404, 413, 422),
+    authenticated=False,
 )
 CDN_MULTIPART_COMPLETE = Operation(
-    "completeCdnMultipart", LogicalHost.CDN, "POST",
+    "completeCdnMultipart",
+    LogicalHost.CDN,
+    "POST",
     "/files/{file_id}/{file_name}/multipart/{upload_id}/complete",
-    "Assemble the parts of a multipart CDN upload", (200, 400, 404, 422), authenticated=False,
+    "Assemble the parts of a multipart CDN upload",
+    (200, 400, 404, 422),
+    authenticated=False,
 )
 UPLOAD_PUT = Operation(
-    "putUpload", LogicalHost.CDN, "PUT", "/uploads/{upload_id}",
-    "PUT the bytes of an initiated upload", (200, 404, 409, 413), authenticated=False,
+    "putUpload",
+    LogicalHost.CDN,
+    "PUT",
+    "/uploads/{upload_id}",
+    "PUT the bytes of an initiated upload",
+    (200, 404, 409, 413),
+    authenticated=False,
 )
 UPLOAD_PART_PUT = Operation(
-    "putUploadPart", LogicalHost.CDN, "PUT", "/uploads/{upload_id}/{part_number}",
-    "PUT one part of an initiated multipart upload", (200, 404, 409, 413, 422),
+    "putUploadPart",
+    LogicalHost.CDN,
+    "PUT",
+    "/uploads/{upload_id}/{part_number}",
+    "PUT one part of an initiated multipart upload",
+    (200, 404, 409, 413, 422),
     authenticated=False,
 )
 UPLOAD_COMPLETE = Operation(
-    "completeUpload", LogicalHost.CDN, "POST", "/uploads/{upload_id}/complete",
-    "Assemble the parts of an initiated multipart upload", (200, 400, 404, 409, 422),
+    "completeUpload",
+    LogicalHost.CDN,
+    "POST",
+    "/uploads/{upload_id}/complete",
+    "Assemble the parts of an initiated multipart upload",
+    (200, 400, 404, 409, 422),
     authenticated=False,
 )
 GET_FILE = Operation(
-    "getFile", LogicalHost.CDN, "GET", "/files/{file_id}/{file_name}",
-    "Download a stored file (supports Range)", (200, 206, 404, 416), authenticated=False,
+    "getFile",
+    LogicalHost.CDN,
+    "GET",
+    "/files/{file_id}/{file_name}",
+    "Download a stored file (supports Range)",
+    (200, 206, 404, 416),
+    authenticated=False,
 )
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
-    SUBMIT, STATUS, STATUS_STREAM, RESULT, CANCEL, RUN, RUN_STREAM,
-    CDN_TOKEN, INITIATE_UPLOAD, INITIATE_MULTIPART,
-    CDN_UPLOAD, CDN_MULTIPART_START, CDN_MULTIPART_PART, CDN_MULTIPART_COMPLETE,
-    UPLOAD_PUT, UPLOAD_PART_PUT, UPLOAD_COMPLETE, GET_FILE,
+    SUBMIT,
+    STATUS,
+    STATUS_STREAM,
+    RESULT,
+    CANCEL,
+    RUN,
+    RUN_STREAM,
+    CDN_TOKEN,
+    INITIATE_UPLOAD,
+    INITIATE_MULTIPART,
+    CDN_UPLOAD,
+    CDN_MULTIPART_START,
+    CDN_MULTIPART_PART,
+    CDN_MULTIPART_COMPLETE,
+    UPLOAD_PUT,
+    UPLOAD_PART_PUT,
+    UPLOAD_COMPLETE,
+    GET_FILE,
 )
 
 

@@ -1,4 +1,7 @@
-"""Bodies of fal's storage flows: fal-client's token + CDN upload, @fal-ai/client's initiate + PUT."""
+"""Bodies of fal's storage flows.
+
+fal-client: CDN token, then upload to the CDN. @fal-ai/client: initiate, then PUT the bytes.
+"""
 
 from __future__ import annotations
 

@@ -17,6 +17,4 @@ class WebhookPayload(BaseModel):
         description="The output, or the error body; null when it is not JSON-serialisable."
     )
     error: str | None = None
-    payload_error: str | None = Field(
-        default=None, description="Why payload is null, when it is."
-    )
+    payload_error: str | None = Field(default=None, description="Why payload is null, when it is.")

@@ -1,0 +1,98 @@
+"""A queued request and the read-only views the HTTP layer renders."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from contracts.operations import QueueStatusName
+from contracts.schemas import LipsyncInput, LogLevel
+from mock_server.engine.policies import Policy
+from mock_server.engine.results import Failure, Outcome, RunningTask
+
+Priority = Literal["normal", "low"]
+
+CANCELLED = Failure(
+    status_code=400,
+    body={"detail": "Request was cancelled", "error_type": "request_cancelled"},
+    error="Request was cancelled",
+    error_type="request_cancelled",
+    headers={"x-fal-error-type": "request_cancelled"},
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitOptions:
+    priority: Priority = "normal"
+    hint: str | None = None
+    start_timeout: float | None = None
+    webhook_url: str | None = None
+    policy: Policy | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    message: str
+    level: LogLevel
+    timestamp: str
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    status: QueueStatusName
+    queue_position: int | None
+    time: float
+
+
+@dataclass(slots=True)
+class Job:
+    request_id: str
+    seq: int
+    app_id: str
+    input: LipsyncInput
+    options: SubmitOptions
+    policy: Policy
+    rng: random.Random
+    submitted_at: float
+    ready_at: float
+    duration: float
+    status: QueueStatusName = "IN_QUEUE"
+    polls_in_state: int = 0
+    started_at: float | None = None
+    finished_at: float | None = None
+    task: RunningTask | None = None
+    outcome: Outcome | None = None
+    logs: list[LogLine] = field(default_factory=list)
+    pending_logs: list[tuple[LogLevel, str]] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
+    sync: bool = False
+
+    @property
+    def order(self) -> tuple[int, int]:
+        """Queue order: normal priority before low, then first come first served."""
+        return (0 if self.options.priority == "normal" else 1, self.seq)
+
+
+@dataclass(frozen=True, slots=True)
+class JobView:
+    """What a status answer shows: a snapshot, safe to render outside the engine's lock."""
+
+    request_id: str
+    status: QueueStatusName
+    queue_position: int | None
+    logs: tuple[LogLine, ...]
+    inference_time: float | None
+    error: str | None
+    error_type: str | None
+
+    def log_dicts(self, start: int = 0) -> list[dict[str, Any]]:
+        return [
+            {
+                "message": line.message,
+                "level": line.level,
+                "source": "USER",
+                "timestamp": line.timestamp,
+            }
+            for line in self.logs[start:]
+        ]

@@ -1,0 +1,395 @@
+"""The lifecycle engine: fal's queue in plain Python, deterministic from a seed.
+
+Jobs move IN_QUEUE -> IN_PROGRESS -> COMPLETED and never back. Poll-driven jobs (``polls:N``)
+move on their own status polls; clock-driven jobs (``virtual``, ``realtime``) share N simulated
+runners in queue order, so queue positions are honest: the number of queued requests ahead.
+State is computed lazily when observed; nothing runs in the background, so a virtual clock can
+play an hour of queue in microseconds. Calls are serialised by one lock, because a live server
+in a thread and the test that started it both call in.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import random
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from contracts.schemas import CancelStatusName, LipsyncInput
+from mock_server.engine.clock import Clock, VirtualClock, WallClock, iso
+from mock_server.engine.ids import SeededIds
+from mock_server.engine.jobs import (
+    CANCELLED,
+    HistoryEntry,
+    Job,
+    JobView,
+    LogLine,
+    SubmitOptions,
+)
+from mock_server.engine.journal import Journal
+from mock_server.engine.policies import Policy
+from mock_server.engine.results import (
+    Failure,
+    JobSpec,
+    Outcome,
+    ResultEngine,
+    Success,
+    make_engine,
+)
+from mock_server.storage import FileStore
+
+INF = math.inf
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    seed: int = 0
+    policy: Policy = field(default_factory=lambda: Policy("polls", 1))
+    engine: str = "placeholder"
+    runners: int = 2
+    queue_delay: tuple[float, float] = (0.2, 0.6)
+    inference_time: tuple[float, float] = (0.8, 2.0)
+    max_file_bytes: int = 100 * 1024 * 1024
+    journal_limit: int = 10_000
+    finished_limit: int = 10_000
+
+
+def start_timeout_failure(seconds: float) -> Failure:
+    detail = f"Request timed out: it did not start within {seconds:g} s (X-Fal-Request-Timeout)"
+    return Failure(
+        status_code=504,
+        body={"detail": detail, "error_type": "request_timeout"},
+        error=detail,
+        error_type="request_timeout",
+        headers={"x-fal-request-timeout-type": "user", "x-fal-error-type": "request_timeout"},
+    )
+
+
+def engine_crash_failure(exc: Exception) -> Failure:
+    detail = f"The result engine failed: {type(exc).__name__}: {exc}"
+    return Failure(
+        500,
+        {"detail": detail, "error_type": "internal_error"},
+        detail,
+        "internal_error",
+        {"x-fal-error-type": "internal_error"},
+    )
+
+
+class QueueEngine:
+    def __init__(self, config: EngineConfig) -> None:
+        self._lock = threading.RLock()
+        self.config = config
+        self.clock: Clock = VirtualClock()
+        self.reset()
+
+    # -- configuration ------------------------------------------------------------------
+
+    def reset(
+        self, seed: int | None = None, policy: Policy | None = None, engine: str | None = None
+    ) -> None:
+        """Forget every request, file and journal entry; start again from the seed."""
+        with self._lock:
+            changes = {
+                k: v
+                for k, v in (("seed", seed), ("policy", policy), ("engine", engine))
+                if v is not None
+            }
+            if changes:
+                self.config = EngineConfig(**{**self.config.__dict__, **changes})
+            self.results: ResultEngine = make_engine(self.config.engine, self.config.seed)
+            self.ids = SeededIds(self.config.seed)
+            self.store = FileStore(self.ids.token, self.config.max_file_bytes)
+            self.journal = Journal(self.config.journal_limit)
+            self.clock = WallClock() if self.config.policy.kind == "realtime" else VirtualClock()
+            self._jobs: OrderedDict[str, Job] = OrderedDict()
+            self._queued: list[Job] = []  # every IN_QUEUE job, in queue order
+            self._running_on_clock: list[Job] = []
+            self._processed_until = 0.0
+            self._seq = 0
+            self._tokens: set[str] = set()
+
+    def set_policy(self, policy: Policy) -> None:
+        """Policy for new requests. Switching between wall and virtual time keeps the clock's
+        reading, so time never goes backwards."""
+        with self._lock:
+            now = self.clock.now()
+            if policy.kind == "realtime" and not isinstance(self.clock, WallClock):
+                self.clock = WallClock(now)
+            elif policy.kind != "realtime" and isinstance(self.clock, WallClock):
+                self.clock = VirtualClock(now)
+            self.config = EngineConfig(**{**self.config.__dict__, "policy": policy})
+
+    def advance_clock(self, seconds: float) -> float:
+        with self._lock:
+            if not isinstance(self.clock, VirtualClock):
+                raise ValueError("the clock is the wall clock under the realtime policy")
+            now = self.clock.advance(seconds)
+            self._catch_up(now)
+            return now
+
+    # -- the queue protocol -------------------------------------------------------------
+
+    def submit(self, payload: LipsyncInput, app_id: str, options: SubmitOptions) -> JobView:
+        with self._lock:
+            now = self.clock.now()
+            self._catch_up(now)
+            job = self._new_job(payload, app_id, options, now)
+            self._jobs[job.request_id] = job
+            self._trim_finished()
+            if job.policy.kind == "immediate":
+                self._start(job, now)
+                self._try_finish_immediate(job, now)
+            else:
+                bisect.insort(self._queued, job, key=lambda j: j.order)
+                if job.policy.time_based:
+                    self._catch_up(now)
+            self._record(job)
+            return self._view(job)
+
+    def observe(self, request_id: str) -> JobView | None:
+        """A status poll (or a stream tick): counts towards ``polls:N`` progression."""
+        with self._lock:
+            job = self._jobs.get(request_id)
+            if job is None:
+                return None
+            now = self.clock.now()
+            self._catch_up(now)
+            if job.policy.kind == "polls":
+                self._step_polled(job, now)
+            elif job.policy.kind == "immediate":
+                self._try_finish_immediate(job, now)
+            self._record(job)
+            return self._view(job)
+
+    def peek(self, request_id: str) -> JobView | None:
+        """The current status, without counting as a poll."""
+        with self._lock:
+            job = self._jobs.get(request_id)
+            if job is None:
+                return None
+            self._catch_up(self.clock.now())
+            return self._view(job)
+
+    def outcome(self, request_id: str) -> tuple[JobView, Outcome | None] | None:
+        """A result fetch: the outcome once COMPLETED, else None (still in progress)."""
+        with self._lock:
+            job = self._jobs.get(request_id)
+            if job is None:
+                return None
+            self._catch_up(self.clock.now())
+            return self._view(job), job.outcome
+
+    def cancel(self, request_id: str) -> CancelStatusName:
+        with self._lock:
+            job = self._jobs.get(request_id)
+            if job is None:
+                return "NOT_FOUND"
+            now = self.clock.now()
+            self._catch_up(now)
+            if job.status == "COMPLETED":
+                return "ALREADY_COMPLETED"
+            if job.task is not None:
+                job.task.cancel()
+            self._finish(job, now, CANCELLED)
+            return "CANCELLATION_REQUESTED"
+
+    def run_now(self, payload: LipsyncInput, app_id: str) -> tuple[str, Job]:
+        """A sync run: no queue; the caller waits on ``sync_outcome``."""
+        with self._lock:
+            now = self.clock.now()
+            options = SubmitOptions(policy=Policy("immediate"))
+            job = self._new_job(payload, app_id, options, now)
+            job.sync = True
+            self._start(job, now)
+            return job.request_id, job
+
+    def sync_outcome(self, job: Job) -> Outcome | None:
+        with self._lock:
+            self._try_finish_immediate(job, self.clock.now())
+            return job.outcome
+
+    def issue_token(self) -> str:
+        """A CDN upload token (fal-client fetches one before uploading)."""
+        with self._lock:
+            token = self.ids.token(16)
+            self._tokens.add(token)
+            return token
+
+    def token_issued(self, token: str) -> bool:
+        with self._lock:
+            return token in self._tokens
+
+    def history(self, request_id: str) -> list[HistoryEntry] | None:
+        with self._lock:
+            job = self._jobs.get(request_id)
+            return None if job is None else list(job.history)
+
+    def request_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._jobs)
+
+    # -- progression --------------------------------------------------------------------
+
+    def _new_job(
+        self, payload: LipsyncInput, app_id: str, options: SubmitOptions, now: float
+    ) -> Job:
+        self._seq += 1
+        request_id = self.ids.uuid()
+        rng = random.Random(f"job:{self.config.seed}:{request_id}")
+        policy = options.policy or self.config.policy
+        return Job(
+            request_id=request_id,
+            seq=self._seq,
+            app_id=app_id,
+            input=payload,
+            options=options,
+            policy=policy,
+            rng=rng,
+            submitted_at=now,
+            ready_at=now + rng.uniform(*self.config.queue_delay),
+            duration=round(rng.uniform(*self.config.inference_time), 3),
+        )
+
+    def _step_polled(self, job: Job, now: float) -> None:
+        if job.status != "COMPLETED" and job.polls_in_state >= job.policy.polls:
+            if job.status == "IN_QUEUE":
+                self._start(job, now)
+            elif job.task is None or job.task.done():
+                self._finish(job, now, self._task_outcome(job))
+        if job.status == "COMPLETED":
+            return
+        job.polls_in_state += 1
+        if job.status == "IN_PROGRESS":
+            self._reveal_logs(job, job.polls_in_state / job.policy.polls, now)
+
+    def _try_finish_immediate(self, job: Job, now: float) -> None:
+        if job.status == "IN_PROGRESS" and (job.task is None or job.task.done()):
+            self._finish(job, now, self._task_outcome(job))
+
+    def _catch_up(self, now: float) -> None:
+        """Play clock-driven events (starts, completions, start timeouts) up to ``now``."""
+        t = self._processed_until
+        while True:
+            waiting = [j for j in self._queued if j.policy.time_based]
+            free = self.config.runners - len(self._running_on_clock)
+            head = waiting[0] if waiting else None
+            next_start = max(head.ready_at, t) if head is not None and free > 0 else INF
+            ending = min(self._running_on_clock, key=self._end_time, default=None)
+            next_end = max(self._end_time(ending), t) if ending is not None else INF
+            timed = [j for j in waiting if j.options.start_timeout is not None]
+            expiring = min(timed, key=self._deadline, default=None)
+            next_deadline = self._deadline(expiring) if expiring is not None else INF
+            event = min(next_start, next_end, next_deadline)
+            if event > now:
+                break
+            t = event
+            if ending is not None and event == next_end:
+                self._finish(ending, t, self._task_outcome(ending))
+            elif expiring is not None and event == next_deadline:
+                timeout = expiring.options.start_timeout or 0.0
+                self._finish(expiring, t, start_timeout_failure(timeout))
+            elif head is not None:
+                self._start(head, t)
+        self._processed_until = max(self._processed_until, now)
+        for job in self._running_on_clock:
+            if job.started_at is not None and job.duration > 0:
+                self._reveal_logs(job, (now - job.started_at) / job.duration, now)
+
+    def _end_time(self, job: Job) -> float:
+        if job.task is not None and not job.task.done():
+            return INF
+        return (job.started_at or 0.0) + job.duration
+
+    @staticmethod
+    def _deadline(job: Job) -> float:
+        return job.submitted_at + (job.options.start_timeout or INF)
+
+    def _start(self, job: Job, now: float) -> None:
+        if job in self._queued:
+            self._queued.remove(job)
+        job.status, job.started_at, job.polls_in_state = "IN_PROGRESS", now, 0
+        if job.policy.time_based:
+            self._running_on_clock.append(job)
+        try:
+            job.task = self.results.start(
+                JobSpec(job.request_id, job.rng.getrandbits(32), job.input, self.store)
+            )
+        except Exception as exc:  # an engine bug must end the job, never the server
+            self._finish(job, now, engine_crash_failure(exc))
+            return
+        self._record(job)
+
+    def _task_outcome(self, job: Job) -> Outcome:
+        if job.task is None:
+            return engine_crash_failure(RuntimeError("job finished without a task"))
+        try:
+            return job.task.outcome()
+        except Exception as exc:
+            return engine_crash_failure(exc)
+
+    def _finish(self, job: Job, now: float, outcome: Outcome) -> None:
+        if job in self._queued:
+            self._queued.remove(job)
+        if job in self._running_on_clock:
+            self._running_on_clock.remove(job)
+        job.status, job.finished_at, job.outcome = "COMPLETED", now, outcome
+        self._reveal_logs(job, 1.0, now)
+        if isinstance(outcome, Success):
+            job.logs.append(
+                LogLine(f"Completed in {self._inference_time(job):.3f} s", "INFO", iso(now))
+            )
+        job.task = None
+        self._record(job)
+
+    def _reveal_logs(self, job: Job, fraction: float, now: float) -> None:
+        """Show the engine's log lines progressively: logs only ever grow."""
+        if job.task is not None:
+            job.pending_logs.extend(job.task.take_logs())
+        total = len(job.logs) + len(job.pending_logs)
+        target = min(total, math.ceil(total * min(max(fraction, 0.0), 1.0)))
+        while len(job.logs) < target and job.pending_logs:
+            level, message = job.pending_logs.pop(0)
+            job.logs.append(LogLine(message, level, iso(now)))
+
+    def _inference_time(self, job: Job) -> float | None:
+        if job.started_at is None or job.finished_at is None:
+            return None
+        if job.policy.time_based:
+            return round(job.finished_at - job.started_at, 3)
+        return job.duration
+
+    def _position(self, job: Job) -> int | None:
+        if job.status != "IN_QUEUE":
+            return None
+        return bisect.bisect_left(self._queued, job.order, key=lambda j: j.order)
+
+    def _record(self, job: Job) -> None:
+        entry = HistoryEntry(job.status, self._position(job), self.clock.now())
+        last = job.history[-1] if job.history else None
+        if last is None or (last.status, last.queue_position) != (
+            entry.status,
+            entry.queue_position,
+        ):
+            job.history.append(entry)
+
+    def _view(self, job: Job) -> JobView:
+        return JobView(
+            request_id=job.request_id,
+            status=job.status,
+            queue_position=self._position(job),
+            logs=tuple(job.logs),
+            inference_time=self._inference_time(job),
+            error=job.outcome.error if isinstance(job.outcome, Failure) else None,
+            error_type=job.outcome.error_type if isinstance(job.outcome, Failure) else None,
+        )
+
+    def _trim_finished(self) -> None:
+        """Forget the oldest completed jobs beyond the limit, so memory stays bounded."""
+        excess = len(self._jobs) - self.config.finished_limit
+        if excess <= 0:
+            return
+        for request_id in [r for r, j in self._jobs.items() if j.status == "COMPLETED"][:excess]:
+            del self._jobs[request_id]

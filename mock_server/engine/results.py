@@ -1,0 +1,127 @@
+"""Result engines: what produces a job's output. One interface, chosen per server or request.
+
+A job's engine task starts when a runner picks the job up (IN_PROGRESS) and the job can only
+complete once the task is done, so a slow engine (the CPU reference lip-sync, run in worker
+processes) keeps a job IN_PROGRESS exactly as long as it really takes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from contracts.schemas import LipsyncInput, LogLevel
+from mock_server.storage import FileStore
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    output: dict[str, Any]
+    """The JSON output; stored files are referred to by ``StoredFile.ref``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How the result fetch answers a job that failed, and what its status says."""
+
+    status_code: int
+    body: dict[str, Any]
+    error: str
+    error_type: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Outcome = Success | Failure
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    request_id: str
+    seed: int
+    input: LipsyncInput
+    store: FileStore
+
+
+class RunningTask(Protocol):
+    def done(self) -> bool: ...
+
+    def outcome(self) -> Outcome:
+        """The outcome; only called once ``done()``."""
+        ...
+
+    def cancel(self) -> None: ...
+
+    def take_logs(self) -> list[tuple[LogLevel, str]]:
+        """Log lines written since the last call (progress, warnings)."""
+        ...
+
+
+class ResultEngine(Protocol):
+    name: str
+
+    def start(self, spec: JobSpec) -> RunningTask: ...
+
+
+@dataclass(slots=True)
+class FinishedTask:
+    """A task that was done the moment it started."""
+
+    result: Outcome
+    logs: list[tuple[LogLevel, str]]
+
+    def done(self) -> bool:
+        return True
+
+    def outcome(self) -> Outcome:
+        return self.result
+
+    def cancel(self) -> None:
+        return None
+
+    def take_logs(self) -> list[tuple[LogLevel, str]]:
+        taken, self.logs = self.logs, []
+        return taken
+
+
+class PlaceholderEngine:
+    """A small deterministic mp4 (H.264 + AAC), made once per seed without reading the inputs:
+    for client tests that care about the protocol, not the pixels."""
+
+    name = "placeholder"
+
+    def __init__(self, seed: int) -> None:
+        self._seed = seed
+
+    def start(self, spec: JobSpec) -> RunningTask:
+        from mock_server.media import placeholder  # PyAV is heavy: import on first use
+
+        data = placeholder.make_placeholder_mp4(self._seed)
+        stored = spec.store.put(
+            data, placeholder.CONTENT_TYPE, f"lipsync-{spec.request_id[:8]}.mp4"
+        )
+        output = {
+            "video": {
+                "url": stored.ref,
+                "content_type": stored.content_type,
+                "file_name": stored.file_name,
+                "file_size": stored.size,
+            }
+        }
+        logs: list[tuple[LogLevel, str]] = [
+            ("INFO", f"Inputs accepted (sync_mode={spec.input.sync_mode})"),
+            ("INFO", f"Rendering placeholder video ({placeholder.FRAMES} frames)"),
+            ("INFO", "Encoding output: H.264 + AAC"),
+        ]
+        return FinishedTask(Success(output), logs)
+
+
+ENGINES: dict[str, Callable[[int], ResultEngine]] = {"placeholder": PlaceholderEngine}
+"""Engine factories by name; each takes the server seed."""
+
+
+def make_engine(name: str, seed: int) -> ResultEngine:
+    try:
+        return ENGINES[name](seed)
+    except KeyError:
+        raise ValueError(f"unknown engine {name!r}: choose one of {sorted(ENGINES)}") from None

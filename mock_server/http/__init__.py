@@ -1,0 +1,1 @@
+"""The thin HTTP shell around the engine: middleware, dependencies, error shapes."""

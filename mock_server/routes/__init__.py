@@ -1,0 +1,1 @@
+"""One router per logical host, plus the mock's control plane."""

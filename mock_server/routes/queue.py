@@ -1,0 +1,178 @@
+"""The queue host: submit, status, status stream, result, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Header, Query
+from fastapi.responses import JSONResponse, Response
+from sse_starlette import EventSourceResponse
+
+from contracts.operations import ENDPOINT_ID, WEBHOOK_QUERY
+from contracts.operations import Header as FalHeader
+from contracts.schemas import CancelResponse, SubmitResponse
+from mock_server.engine.jobs import SubmitOptions
+from mock_server.engine.policies import Policy, PolicyError
+from mock_server.http.deps import AppIdDep, AuthDep, EngineDep, SettingsDep, UrlsDep
+from mock_server.http.errors import fal_error, validation_error
+from mock_server.http.render import json_response, outcome_response, status_body
+from mock_server.routes.inputs import InputBody
+
+router = APIRouter(prefix="/queue", tags=["queue"])
+
+LogsFlag = Annotated[
+    str, Query(pattern="^(0|1|true|false|True|False)$", description="Include logs: 1/true.")
+]
+_CANCEL_CODES = {"CANCELLATION_REQUESTED": 202, "ALREADY_COMPLETED": 400, "NOT_FOUND": 404}
+
+
+@router.post("/{owner}/{alias}")
+async def submit(
+    owner: str,
+    alias: str,
+    _auth: AuthDep,
+    app_id: AppIdDep,
+    payload: InputBody,
+    engine: EngineDep,
+    urls: UrlsDep,
+    fal_webhook: Annotated[
+        str | None,
+        Query(alias=WEBHOOK_QUERY, pattern=r"^https?://\S+$", max_length=2048),
+    ] = None,
+    priority: Annotated[
+        Literal["normal", "low"] | None, Header(alias=FalHeader.QUEUE_PRIORITY)
+    ] = None,
+    hint: Annotated[str | None, Header(alias=FalHeader.RUNNER_HINT, max_length=256)] = None,
+    start_timeout: Annotated[
+        float | None, Header(alias=FalHeader.REQUEST_TIMEOUT, gt=1, le=86_400)
+    ] = None,
+    mock_policy: Annotated[str | None, Header(alias="x-mock-policy")] = None,
+) -> JSONResponse:
+    options = SubmitOptions(
+        priority=priority or "normal",
+        hint=hint,
+        start_timeout=start_timeout,
+        webhook_url=fal_webhook,
+        policy=_parse_policy(mock_policy),
+    )
+    view = engine.submit(payload, app_id, options)
+    body = SubmitResponse(
+        request_id=view.request_id,
+        gateway_request_id=view.request_id,
+        queue_position=view.queue_position or 0,
+        **urls.request_urls(view.request_id, app_id),
+    )
+    return json_response(body.model_dump(mode="json"), 200, {FalHeader.REQUEST_ID: view.request_id})
+
+
+@router.post("/{owner}/{alias}/{subpath:path}", include_in_schema=False)
+async def submit_subpath(
+    owner: str, alias: str, subpath: str, _auth: AuthDep, _app: AppIdDep
+) -> Response:
+    raise fal_error(404, f"Path /{subpath} not found on {ENDPOINT_ID}")
+
+
+@router.get("/{owner}/{alias}/requests/{request_id}/status")
+async def status(
+    owner: str,
+    alias: str,
+    request_id: str,
+    _auth: AuthDep,
+    _app: AppIdDep,
+    engine: EngineDep,
+    urls: UrlsDep,
+    logs: LogsFlag = "0",
+) -> JSONResponse:
+    view = engine.observe(request_id)
+    if view is None:
+        raise _unknown(request_id)
+    body = status_body(view, urls, _flag(logs))
+    return json_response(
+        body, 200 if view.status == "COMPLETED" else 202, {FalHeader.REQUEST_ID: request_id}
+    )
+
+
+@router.get("/{owner}/{alias}/requests/{request_id}/status/stream")
+async def status_stream(
+    owner: str,
+    alias: str,
+    request_id: str,
+    _auth: AuthDep,
+    _app: AppIdDep,
+    engine: EngineDep,
+    urls: UrlsDep,
+    settings: SettingsDep,
+    logs: LogsFlag = "0",
+) -> EventSourceResponse:
+    if engine.peek(request_id) is None:
+        raise _unknown(request_id)
+    with_logs = _flag(logs)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        sent_logs, last = 0, None
+        while True:
+            view = engine.observe(request_id)  # each tick counts as a poll under polls:N
+            if view is None:  # forgotten (retention) while streaming
+                return
+            key = (view.status, view.queue_position, len(view.logs))
+            if key != last:
+                last = key
+                body = status_body(view, urls, with_logs, log_start=sent_logs)
+                sent_logs = len(view.logs)
+                yield {"data": json.dumps(body)}
+            if view.status == "COMPLETED":
+                return  # close right away: the JS client resolves when the body ends
+            await asyncio.sleep(settings.stream_tick)
+
+    return EventSourceResponse(
+        events(),
+        ping=settings.keepalive_interval,
+        headers={"cache-control": "no-cache", FalHeader.REQUEST_ID: request_id},
+    )
+
+
+@router.get("/{owner}/{alias}/requests/{request_id}")
+async def result(
+    owner: str,
+    alias: str,
+    request_id: str,
+    _auth: AuthDep,
+    _app: AppIdDep,
+    engine: EngineDep,
+    urls: UrlsDep,
+) -> Response:
+    found = engine.outcome(request_id)
+    if found is None:
+        raise _unknown(request_id)
+    view, outcome = found
+    if outcome is None:
+        raise fal_error(400, "Request is still in progress")
+    return outcome_response(view.request_id, outcome, urls)
+
+
+@router.put("/{owner}/{alias}/requests/{request_id}/cancel")
+async def cancel(
+    owner: str, alias: str, request_id: str, _auth: AuthDep, _app: AppIdDep, engine: EngineDep
+) -> JSONResponse:
+    answer = engine.cancel(request_id)
+    return json_response(CancelResponse(status=answer).model_dump(), _CANCEL_CODES[answer])
+
+
+def _flag(value: str) -> bool:
+    return value.lower() in ("1", "true")
+
+
+def _unknown(request_id: str) -> Exception:
+    return fal_error(404, f"Request {request_id!r} not found")
+
+
+def _parse_policy(value: str | None) -> Policy | None:
+    if value is None:
+        return None
+    try:
+        return Policy.parse(value)
+    except PolicyError as exc:
+        raise validation_error(["header", "x-mock-policy"], str(exc), value=value) from None

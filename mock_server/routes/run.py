@@ -1,0 +1,69 @@
+"""The run host: synchronous runs, answered with the output (or as one SSE event)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter
+from fastapi.responses import Response
+from sse_starlette import EventSourceResponse
+
+from contracts.operations import ENDPOINT_ID
+from mock_server.engine.queue import QueueEngine
+from mock_server.engine.results import Outcome, Success
+from mock_server.http.deps import AppIdDep, AuthDep, EngineDep, UrlsDep
+from mock_server.http.errors import fal_error
+from mock_server.http.render import outcome_response, render_output
+from mock_server.routes.inputs import InputBody
+
+router = APIRouter(prefix="/run", tags=["run"])
+
+_WAIT_STEP = 0.01  # how often a sync run re-checks a result engine that is still working
+
+
+async def _run(engine: QueueEngine, payload: InputBody, app_id: str) -> tuple[str, Outcome]:
+    request_id, job = engine.run_now(payload, app_id)
+    while (outcome := engine.sync_outcome(job)) is None:
+        await asyncio.sleep(_WAIT_STEP)
+    return request_id, outcome
+
+
+@router.post("/{owner}/{alias}")
+async def run(
+    owner: str,
+    alias: str,
+    _auth: AuthDep,
+    app_id: AppIdDep,
+    payload: InputBody,
+    engine: EngineDep,
+    urls: UrlsDep,
+) -> Response:
+    request_id, outcome = await _run(engine, payload, app_id)
+    return outcome_response(request_id, outcome, urls)
+
+
+@router.post("/{owner}/{alias}/{subpath:path}")
+async def run_subpath(
+    owner: str,
+    alias: str,
+    subpath: str,
+    _auth: AuthDep,
+    app_id: AppIdDep,
+    payload: InputBody,
+    engine: EngineDep,
+    urls: UrlsDep,
+) -> Response:
+    if subpath != "stream":
+        raise fal_error(404, f"Path /{subpath} not found on {ENDPOINT_ID}")
+    request_id, outcome = await _run(engine, payload, app_id)
+    if not isinstance(outcome, Success):
+        return outcome_response(request_id, outcome, urls)
+    output = render_output(outcome.output, urls)
+
+    async def events() -> AsyncIterator[dict[str, str]]:
+        # lipsync is not a streaming model: its one event is the final output.
+        yield {"data": json.dumps(output)}
+
+    return EventSourceResponse(events(), headers={"x-fal-request-id": request_id})

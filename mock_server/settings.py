@@ -1,0 +1,92 @@
+"""Server settings: CLI flags and ``FAL_MOCK_*`` environment variables, validated once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from mock_server.engine.policies import Policy
+from mock_server.engine.queue import EngineConfig
+from mock_server.engine.results import ENGINES
+
+MiB = 1024 * 1024
+
+
+class MockSettings(BaseSettings):
+    """Everything ``fal-mock serve`` and ``create_app`` can be told. Env: ``FAL_MOCK_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="FAL_MOCK_", extra="forbid", frozen=True)
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port to listen on (0: any free port).")
+    seed: int = Field(0, description="Fixes request ids, timings, log lines and output bytes.")
+    policy: str = Field(
+        "realtime", description="How jobs progress: polls:N, virtual, realtime or immediate."
+    )
+    engine: str = Field("placeholder", description="What produces results.")
+    runners: int = Field(2, ge=1, le=1024, description="Simulated runners (clock policies).")
+    keys: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(),
+        description="Accepted credentials (comma-separated). Empty: any non-empty key works.",
+    )
+    allow_anonymous: bool = Field(False, description="Accept requests with no Authorization.")
+    max_body_bytes: int = Field(64 * MiB, ge=1024, description="Largest JSON request body.")
+    max_upload_bytes: int = Field(256 * MiB, ge=1024, description="Largest uploaded file.")
+    journal_limit: int = Field(10_000, ge=1, description="Journal entries kept (oldest go).")
+    finished_limit: int = Field(10_000, ge=1, description="Completed requests kept.")
+    stream_tick: float = Field(0.05, gt=0, le=5, description="SSE status check interval (s).")
+    keepalive_interval: float = Field(15.0, gt=0, description="SSE keep-alive comment interval.")
+    queue_delay: tuple[float, float] = Field((0.2, 0.6), description="Seconds before a runner.")
+    inference_time: tuple[float, float] = Field((0.8, 2.0), description="Seconds of work.")
+    tls: bool = Field(False, description="Serve HTTPS with a local CA made on first use.")
+    tls_dir: Path | None = Field(None, description="Where the CA and certificate are kept.")
+    access_log: bool = Field(False, description="uvicorn's access log.")
+
+    @field_validator("keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("policy")
+    @classmethod
+    def _check_policy(cls, value: str) -> str:
+        return str(Policy.parse(value))
+
+    @field_validator("engine")
+    @classmethod
+    def _check_engine(cls, value: str) -> str:
+        if value not in ENGINES:
+            raise ValueError(f"unknown engine {value!r}: choose one of {sorted(ENGINES)}")
+        return value
+
+    @field_validator("queue_delay", "inference_time")
+    @classmethod
+    def _check_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        low, high = value
+        if not 0 <= low <= high:
+            raise ValueError("expected 0 <= low <= high")
+        return value
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> MockSettings:
+        if any(not key or any(c.isspace() for c in key) for key in self.keys):
+            raise ValueError("keys must be non-empty and contain no whitespace")
+        return self
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            seed=self.seed,
+            policy=Policy.parse(self.policy),
+            engine=self.engine,
+            runners=self.runners,
+            queue_delay=self.queue_delay,
+            inference_time=self.inference_time,
+            max_file_bytes=self.max_upload_bytes,
+            journal_limit=self.journal_limit,
+            finished_limit=self.finished_limit,
+        )

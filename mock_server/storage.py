@@ -1,0 +1,169 @@
+"""The mock's file store: uploads from both clients' flows, and the files jobs produce.
+
+Plain Python (no web framework). Files are kept in memory, content-addressed so that the same
+bytes stored for many jobs (the placeholder video) cost memory once. A file becomes visible
+only when its bytes are complete: an upload that stops half-way leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+FILE_REF_SCHEME: Final = "fal-mock-file://"
+"""How a stored file is referred to inside job outputs; rendered to a real URL per request,
+so each URL points back the way the request came in."""
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+class StorageError(Exception):
+    """An upload that cannot proceed; ``status_code`` says how to answer it."""
+
+    def __init__(self, status_code: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status_code = status_code
+        self.detail = detail
+
+
+def safe_file_name(name: str | None, default: str = "upload.bin") -> str:
+    """A name that is safe in a URL path segment: no slashes, no traversal, not empty."""
+    cleaned = _SAFE_NAME.sub("_", (name or "").rsplit("/", 1)[-1].rsplit("\\", 1)[-1])
+    cleaned = cleaned.strip("._") or default
+    return cleaned[:200]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredFile:
+    file_id: str
+    file_name: str
+    content_type: str
+    size: int
+    digest: str
+
+    @property
+    def ref(self) -> str:
+        return f"{FILE_REF_SCHEME}{self.file_id}/{self.file_name}"
+
+    @property
+    def etag(self) -> str:
+        return f'"{self.digest[:32]}"'
+
+
+@dataclass(slots=True)
+class PendingUpload:
+    """An upload reserved by an initiate call (or a multipart start) whose bytes are not in."""
+
+    upload_id: str
+    file_id: str
+    file_name: str
+    content_type: str
+    multipart: bool
+    parts: dict[int, bytes] = field(default_factory=dict)
+
+
+class FileStore:
+    def __init__(self, new_id: Callable[[], str], max_file_bytes: int) -> None:
+        self._new_id = new_id
+        self.max_file_bytes = max_file_bytes
+        self._files: dict[str, StoredFile] = {}
+        self._blobs: dict[str, bytes] = {}
+        self._pending: dict[str, PendingUpload] = {}
+
+    # -- stored files -------------------------------------------------------------------
+
+    def put(self, data: bytes, content_type: str, file_name: str | None) -> StoredFile:
+        return self._store(self._new_id(), data, content_type, safe_file_name(file_name))
+
+    def get(self, file_id: str) -> tuple[StoredFile, bytes] | None:
+        stored = self._files.get(file_id)
+        if stored is None:
+            return None
+        return stored, self._blobs[stored.digest]
+
+    def lookup_ref(self, url: str) -> StoredFile | None:
+        """The stored file a mock file URL (any origin) or internal ref names, if any."""
+        match = re.search(r"/files/([0-9a-f]{8,64})/[^/?#]+$", url) or re.match(
+            re.escape(FILE_REF_SCHEME) + r"([0-9a-f]{8,64})/", url
+        )
+        return self._files.get(match.group(1)) if match else None
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+    # -- uploads in steps ---------------------------------------------------------------
+
+    def reserve(
+        self, content_type: str, file_name: str | None, *, multipart: bool
+    ) -> PendingUpload:
+        pending = PendingUpload(
+            upload_id=self._new_id(),
+            file_id=self._new_id(),
+            file_name=safe_file_name(file_name),
+            content_type=content_type or "application/octet-stream",
+            multipart=multipart,
+        )
+        self._pending[pending.upload_id] = pending
+        return pending
+
+    def pending(self, upload_id: str) -> PendingUpload:
+        pending = self._pending.get(upload_id)
+        if pending is None:
+            raise StorageError(404, f"No upload in progress with id {upload_id!r}")
+        return pending
+
+    def finish_single(self, upload_id: str, data: bytes, content_type: str | None) -> StoredFile:
+        pending = self.pending(upload_id)
+        if pending.multipart:
+            raise StorageError(409, "This upload was initiated as multipart: PUT its parts")
+        del self._pending[upload_id]
+        return self._store(
+            pending.file_id, data, content_type or pending.content_type, pending.file_name
+        )
+
+    def put_part(self, upload_id: str, part_number: int, data: bytes) -> str:
+        pending = self.pending(upload_id)
+        if not pending.multipart:
+            raise StorageError(409, "This upload was not initiated as multipart")
+        if not 1 <= part_number <= 10_000:
+            raise StorageError(422, "partNumber must be between 1 and 10000")
+        total = sum(len(p) for n, p in pending.parts.items() if n != part_number) + len(data)
+        if total > self.max_file_bytes:
+            raise StorageError(413, f"Upload exceeds the limit of {self.max_file_bytes} bytes")
+        pending.parts[part_number] = data
+        return part_etag(data)
+
+    def complete_multipart(self, upload_id: str, parts: list[tuple[int, str]]) -> StoredFile:
+        pending = self.pending(upload_id)
+        if not pending.multipart:
+            raise StorageError(409, "This upload was not initiated as multipart")
+        numbers = [n for n, _ in parts]
+        if sorted(set(numbers)) != sorted(numbers):
+            raise StorageError(400, "Each partNumber may be listed once")
+        for number, etag in parts:
+            data = pending.parts.get(number)
+            if data is None:
+                raise StorageError(400, f"Part {number} was never uploaded")
+            if etag.strip('"') != part_etag(data).strip('"'):
+                raise StorageError(400, f"Part {number}: etag {etag!r} does not match")
+        data = b"".join(pending.parts[n] for n in sorted(numbers))
+        del self._pending[upload_id]
+        return self._store(pending.file_id, data, pending.content_type, pending.file_name)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _store(self, file_id: str, data: bytes, content_type: str, name: str) -> StoredFile:
+        if len(data) > self.max_file_bytes:
+            raise StorageError(413, f"File exceeds the limit of {self.max_file_bytes} bytes")
+        digest = hashlib.sha256(data).hexdigest()
+        self._blobs.setdefault(digest, data)
+        stored = StoredFile(file_id, name, content_type, len(data), digest)
+        self._files[file_id] = stored
+        return stored
+
+
+def part_etag(data: bytes) -> str:
+    return f'"{hashlib.md5(data, usedforsecurity=False).hexdigest()}"'
