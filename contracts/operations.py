@@ -16,7 +16,7 @@ ENDPOINT_ID: Final = "fal-ai/lipsync"
 """The one fal application the mock serves."""
 
 QueueStatusName = Literal["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
-"""There is no FAILED or CANCELLED: failures end COMPLETED."""
+"""The only statuses fal sends. There is no FAILED or CANCELLED: failures end COMPLETED."""
 
 QUEUE_STATUS_ORDER: Final[tuple[QueueStatusName, ...]] = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
 

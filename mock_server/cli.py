@@ -57,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         forwarded = (["--check"] if args.check else []) + (
             ["--output", args.output] if args.output else []
         )
-        return openapi_main(forwarded)
+        status: int = openapi_main(forwarded)
+        return status
     return serve(vars(args))
 
 

@@ -46,7 +46,7 @@ class LiveServer:
 
         config = uvicorn_config(self.app, self.settings)
         self._server = uvicorn.Server(config)
-        self._server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+        # uvicorn installs signal handlers only in the main thread: none are taken over here.
         self._thread = threading.Thread(target=self._serve, name="fal-mock", daemon=True)
         self._thread.start()
         deadline = time.monotonic() + timeout

@@ -15,7 +15,7 @@ import math
 import random
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from contracts.schemas import CancelStatusName, LipsyncInput
 from mock_server.engine.clock import Clock, VirtualClock, WallClock, iso
@@ -98,7 +98,7 @@ class QueueEngine:
                 if v is not None
             }
             if changes:
-                self.config = EngineConfig(**{**self.config.__dict__, **changes})
+                self.config = replace(self.config, **changes)
             self.results: ResultEngine = make_engine(self.config.engine, self.config.seed)
             self.ids = SeededIds(self.config.seed)
             self.store = FileStore(self.ids.token, self.config.max_file_bytes)
@@ -120,7 +120,7 @@ class QueueEngine:
                 self.clock = WallClock(now)
             elif policy.kind != "realtime" and isinstance(self.clock, WallClock):
                 self.clock = VirtualClock(now)
-            self.config = EngineConfig(**{**self.config.__dict__, "policy": policy})
+            self.config = replace(self.config, policy=policy)
 
     def advance_clock(self, seconds: float) -> float:
         with self._lock:
@@ -139,6 +139,7 @@ class QueueEngine:
             job = self._new_job(payload, app_id, options, now)
             self._jobs[job.request_id] = job
             self._trim_finished()
+            self._record(job, now)
             if job.policy.kind == "immediate":
                 self._start(job, now)
                 self._try_finish_immediate(job, now)
@@ -320,7 +321,7 @@ class QueueEngine:
         except Exception as exc:  # an engine bug must end the job, never the server
             self._finish(job, now, engine_crash_failure(exc))
             return
-        self._record(job)
+        self._record(job, now)
 
     def _task_outcome(self, job: Job) -> Outcome:
         if job.task is None:
@@ -342,7 +343,7 @@ class QueueEngine:
                 LogLine(f"Completed in {self._inference_time(job):.3f} s", "INFO", iso(now))
             )
         job.task = None
-        self._record(job)
+        self._record(job, now)
 
     def _reveal_logs(self, job: Job, fraction: float, now: float) -> None:
         """Show the engine's log lines progressively: logs only ever grow."""
@@ -366,8 +367,11 @@ class QueueEngine:
             return None
         return bisect.bisect_left(self._queued, job.order, key=lambda j: j.order)
 
-    def _record(self, job: Job) -> None:
-        entry = HistoryEntry(job.status, self._position(job), self.clock.now())
+    def _record(self, job: Job, at: float | None = None) -> None:
+        """Add to the job's status history when its status or position changed."""
+        entry = HistoryEntry(
+            job.status, self._position(job), self.clock.now() if at is None else at
+        )
         last = job.history[-1] if job.history else None
         if last is None or (last.status, last.queue_position) != (
             entry.status,

@@ -44,7 +44,7 @@ class SeedRequest(BaseModel):
 
 
 class PolicyRequest(PolicyField):
-    policy: str = Field(description=POLICY_HELP)  # type: ignore[assignment]
+    policy: str = Field(description=POLICY_HELP)
 
 
 class AdvanceRequest(BaseModel):

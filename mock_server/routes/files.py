@@ -100,7 +100,8 @@ async def complete_upload(
     return _complete(engine, upload_id, body, urls)
 
 
-@router.api_route("/files/{file_id}/{file_name}", methods=["GET", "HEAD"])
+@router.head("/files/{file_id}/{file_name}", include_in_schema=False)
+@router.get("/files/{file_id}/{file_name}")
 async def get_file(file_id: str, file_name: str, request: Request, engine: EngineDep) -> Response:
     found = engine.store.get(file_id)
     if found is None or found[0].file_name != file_name:

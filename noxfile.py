@@ -1,0 +1,47 @@
+"""One entry point for every check. ``nox`` runs tests, lint, typecheck and the spec check."""
+
+from __future__ import annotations
+
+import shutil
+
+import nox
+
+nox.options.sessions = ["tests", "lint", "typecheck", "openapi"]
+nox.options.reuse_existing_virtualenvs = True
+
+JS_HARNESS = "tests/e2e/js"
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, with the official clients (fal-client from PyPI, @fal-ai/client from npm)."""
+    session.install("-e", ".[test]")
+    if shutil.which("npm"):
+        session.run("npm", "ci", "--prefix", JS_HARNESS, "--no-audit", "--no-fund",
+                    external=True)
+    else:
+        session.warn("npm not found: the @fal-ai/client tests will be skipped")
+    session.run("pytest", *session.posargs)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.6")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    session.install("-e", ".[test]", "mypy>=1.11", "types-PyYAML")
+    session.run("mypy")
+
+
+@nox.session
+def openapi(session: nox.Session) -> None:
+    """Check that openapi.yaml matches the models; ``nox -s openapi -- write`` regenerates it."""
+    session.install("-e", ".")
+    if session.posargs == ["write"]:
+        session.run("fal-mock", "openapi")
+    else:
+        session.run("fal-mock", "openapi", "--check")
