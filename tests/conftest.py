@@ -10,8 +10,8 @@ from fastapi import FastAPI
 
 from mock_server.app import create_app
 from mock_server.engine.policies import Policy
-from mock_server.testing import LiveServer
 from mock_server.settings import MockSettings
+from mock_server.testing import LiveServer
 
 LIPSYNC_INPUT = {
     "video_url": "https://example.com/face.mp4",

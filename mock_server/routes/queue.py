@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
-from sse_starlette import EventSourceResponse
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts.operations import ENDPOINT_ID, WEBHOOK_QUERY
 from contracts.operations import Header as FalHeader
@@ -130,6 +130,7 @@ async def status_stream(
     return EventSourceResponse(
         events(),
         ping=settings.keepalive_interval,
+        ping_message_factory=_keepalive,
         headers={"cache-control": "no-cache", FalHeader.REQUEST_ID: request_id},
     )
 
@@ -159,6 +160,12 @@ async def cancel(
 ) -> JSONResponse:
     answer = engine.cancel(request_id)
     return json_response(CancelResponse(status=answer).model_dump(), _CANCEL_CODES[answer])
+
+
+def _keepalive() -> ServerSentEvent:
+    # A fixed comment: sse-starlette's default ping carries the time, which would make
+    # transcripts differ from run to run.
+    return ServerSentEvent(comment="keepalive")
 
 
 def _flag(value: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -39,10 +38,9 @@ class CrashingEngine(EchoEngine):
 
 
 @pytest.fixture(autouse=True)
-def _test_engines(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _test_engines(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(ENGINES, "echo", EchoEngine)
     monkeypatch.setitem(ENGINES, "crash", CrashingEngine)
-    yield
 
 
 def make(policy: str = "polls:1", **overrides: object) -> QueueEngine:
