@@ -12,6 +12,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mock_server.http.hosts import HOST_KEY
 
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
 
 class FalError(Exception):
     """Answer with this status, body and headers (the body already in fal's shape)."""
@@ -51,6 +53,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         detail = exc.detail
+        if exc.status_code == 400 and detail == _FASTAPI_BODY_ERROR:
+            # FastAPI answers 400 for a JSON body that is not UTF-8; fal's shape for any body
+            # that does not parse is a 422 json_invalid.
+            item = {
+                "loc": ["body"],
+                "msg": "The body is not valid JSON (not UTF-8 text)",
+                "type": "json_invalid",
+            }
+            return JSONResponse({"detail": [item]}, 422)
         if exc.status_code == 404 and detail == "Not Found":
             detail = _not_found_help(request)
         elif exc.status_code == 405:

@@ -19,6 +19,7 @@ from mock_server.storage import StorageError, StoredFile, safe_file_name
 
 router = APIRouter(prefix="/cdn", tags=["cdn"])
 
+# ``:int`` in the paths keeps ".../complete" out of the part routes (405, not 422, for a PUT).
 PartNumber = Annotated[int, Path(ge=1, le=10_000)]
 T = TypeVar("T")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -50,7 +51,7 @@ async def start_multipart(
     return json_response(start.model_dump(by_alias=True))
 
 
-@router.put("/files/{file_id}/{file_name}/multipart/{upload_id}/{part_number}")
+@router.put("/files/{file_id}/{file_name}/multipart/{upload_id}/{part_number:int}")
 async def put_cdn_part(
     file_id: str,
     file_name: str,
@@ -86,7 +87,7 @@ async def put_upload(
     return json_response(_uploaded(stored, urls))
 
 
-@router.put("/uploads/{upload_id}/{part_number}")
+@router.put("/uploads/{upload_id}/{part_number:int}")
 async def put_upload_part(
     upload_id: str, part_number: PartNumber, request: Request, engine: EngineDep
 ) -> JSONResponse:

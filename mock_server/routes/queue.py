@@ -68,13 +68,6 @@ async def submit(
     return json_response(body.model_dump(mode="json"), 200, {FalHeader.REQUEST_ID: view.request_id})
 
 
-@router.post("/{owner}/{alias}/{subpath:path}", include_in_schema=False)
-async def submit_subpath(
-    owner: str, alias: str, subpath: str, _auth: AuthDep, _app: AppIdDep
-) -> Response:
-    raise fal_error(404, f"Path /{subpath} not found on {ENDPOINT_ID}")
-
-
 @router.get("/{owner}/{alias}/requests/{request_id}/status")
 async def status(
     owner: str,
@@ -160,6 +153,14 @@ async def cancel(
 ) -> JSONResponse:
     answer = engine.cancel(request_id)
     return json_response(CancelResponse(status=answer).model_dump(), _CANCEL_CODES[answer])
+
+
+# Registered last: a catch-all that came earlier would answer other paths' 405s.
+@router.post("/{owner}/{alias}/{subpath:path}", include_in_schema=False)
+async def submit_subpath(
+    owner: str, alias: str, subpath: str, _auth: AuthDep, _app: AppIdDep
+) -> Response:
+    raise fal_error(404, f"Path /{subpath} not found on {ENDPOINT_ID}")
 
 
 def _keepalive() -> ServerSentEvent:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
@@ -23,7 +23,11 @@ StorageType = Annotated[str | None, Query(max_length=64)]
 
 @router.post("/storage/auth/token")
 async def cdn_token(
-    _auth: AuthDep, engine: EngineDep, urls: UrlsDep, storage_type: StorageType = None
+    _auth: AuthDep,
+    engine: EngineDep,
+    urls: UrlsDep,
+    storage_type: StorageType = None,
+    _body: Annotated[dict[str, Any] | None, Body(description="fal-client sends {}")] = None,
 ) -> JSONResponse:
     token = CdnToken(
         token=engine.issue_token(),
