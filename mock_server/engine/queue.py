@@ -92,13 +92,13 @@ class QueueEngine:
     ) -> None:
         """Forget every request, file and journal entry; start again from the seed."""
         with self._lock:
-            changes = {
-                k: v
-                for k, v in (("seed", seed), ("policy", policy), ("engine", engine))
-                if v is not None
-            }
-            if changes:
-                self.config = replace(self.config, **changes)
+            config = self.config
+            self.config = replace(
+                config,
+                seed=config.seed if seed is None else seed,
+                policy=policy or config.policy,
+                engine=engine or config.engine,
+            )
             self.results: ResultEngine = make_engine(self.config.engine, self.config.seed)
             self.ids = SeededIds(self.config.seed)
             self.store = FileStore(self.ids.token, self.config.max_file_bytes)

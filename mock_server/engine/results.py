@@ -94,7 +94,7 @@ class PlaceholderEngine:
         self._seed = seed
 
     def start(self, spec: JobSpec) -> RunningTask:
-        from mock_server.media import placeholder  # PyAV is heavy: import on first use
+        import mock_server.media.placeholder as placeholder  # PyAV is heavy: import on use
 
         data = placeholder.make_placeholder_mp4(self._seed)
         stored = spec.store.put(
