@@ -1,12 +1,14 @@
-"""One entry point for every check. ``nox`` runs tests, lint, typecheck and the spec check."""
+"""One entry point for every check: ``nox`` runs tests, lint, typecheck, the spec check and
+the packaging check."""
 
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck", "openapi"]
+nox.options.sessions = ["tests", "lint", "typecheck", "openapi", "package"]
 nox.options.reuse_existing_virtualenvs = True
 
 JS_HARNESS = "tests/e2e/js"
@@ -17,8 +19,7 @@ def tests(session: nox.Session) -> None:
     """The test suite, with the official clients (fal-client from PyPI, @fal-ai/client from npm)."""
     session.install("-e", ".[test]")
     if shutil.which("npm"):
-        session.run("npm", "ci", "--prefix", JS_HARNESS, "--no-audit", "--no-fund",
-                    external=True)
+        session.run("npm", "ci", "--prefix", JS_HARNESS, "--no-audit", "--no-fund", external=True)
     else:
         session.warn("npm not found: the @fal-ai/client tests will be skipped")
     session.run("pytest", *session.posargs)
@@ -45,3 +46,23 @@ def openapi(session: nox.Session) -> None:
         session.run("fal-mock", "openapi")
     else:
         session.run("fal-mock", "openapi", "--check")
+
+
+@nox.session
+def package(session: nox.Session) -> None:
+    """Build the wheel and install it (not editable) in a fresh venv: what users get."""
+    tmp = session.create_tmp()
+    session.run("python", "-m", "pip", "wheel", "--no-deps", "--wheel-dir", tmp, ".")
+    wheels = sorted(Path(tmp).glob("fal_lipsync_mock-*.whl"))
+    session.install(str(wheels[-1]))
+    session.run("fal-mock", "--help", silent=True)
+    session.run("python", "-c", CHECK_WHEEL, silent=True)
+
+
+CHECK_WHEEL = """
+import importlib.resources as r, contracts, mock_server
+from mock_server.app import create_app
+assert r.files("contracts").joinpath("py.typed").is_file()
+assert r.files("mock_server").joinpath("py.typed").is_file()
+create_app()
+"""

@@ -1,0 +1,91 @@
+"""``fal-mock`` as a user runs it: a real process, its banner, its errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from mock_server.cli import main
+from tests.conftest import AUTH, LIPSYNC_INPUT
+
+FAL_MOCK = shutil.which("fal-mock") or ""
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """``fal-mock serve --port 0 --tls`` in a subprocess: (base URL, banner)."""
+    env = {**os.environ, "FAL_MOCK_POLICY": "immediate", "FAL_MOCK_SEED": "5"}
+    command = [FAL_MOCK, "serve", "--port", "0", "--tls", "--tls-dir", str(tmp_path)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:  # the banner ends with the JS snippet's last line
+            lines.append(line)
+            if "proxyUrl" in line:
+                break
+        banner = "".join(lines)
+        match = re.search(r"serving fal-ai/lipsync at (https://127\.0\.0\.1:\d+)", banner)
+        assert match, banner
+        yield match.group(1), banner
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()
+
+
+@pytest.mark.skipif(not FAL_MOCK, reason="the fal-mock script is not installed")
+def test_serve_prints_working_configuration(served: tuple[str, str], tmp_path: Path) -> None:
+    base_url, banner = served
+    assert "policy=immediate seed=5" in banner  # settings from FAL_MOCK_* env
+    assert f"export FAL_RUN_HOST={base_url.split('://')[1]}/run" in banner
+    assert "export SSL_CERT_FILE=" in banner
+    assert f'proxyUrl: {{ url: "{base_url}/api/fal/proxy", when: "always" }}' in banner
+    bundle = re.search(r"export SSL_CERT_FILE=(\S+)", banner)
+    assert bundle is not None
+    trust = ssl.create_default_context(cafile=bundle.group(1))
+    with httpx.Client(verify=trust, headers=AUTH, timeout=5) as client:
+        for _ in range(100):  # uvicorn binds a moment after the banner
+            try:
+                response = client.post(f"{base_url}/queue/fal-ai/lipsync", json=LIPSYNC_INPUT)
+                break
+            except httpx.ConnectError:
+                time.sleep(0.05)
+        assert response.status_code == 200
+        status = client.get(response.json()["status_url"]).json()
+        assert status["status"] == "COMPLETED"  # immediate, from the environment
+
+
+def test_invalid_settings_exit_2_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["serve", "--policy", "sometimes", "--port", "0"]) == 2
+    assert "unknown progression policy 'sometimes'" in capsys.readouterr().err
+
+
+def test_openapi_check_passes_on_the_committed_file() -> None:
+    assert main(["openapi", "--check"]) == 0
+
+
+def test_module_entry_point_shows_help() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "mock_server.cli", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0
+    assert "serve" in done.stdout and "openapi" in done.stdout
