@@ -19,7 +19,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from contracts import operations as ops
 from contracts import schemas
-from contracts.operations import FAL_HOSTS, OPERATIONS, Header, LogicalHost, Operation
+from contracts.operations import FAL_HOSTS, OPERATIONS, Header, Limits, LogicalHost, Operation
 
 SPEC_PATH: Final = Path(__file__).resolve().parent.parent / "openapi.yaml"
 """The committed spec, at the repository root."""
@@ -32,7 +32,6 @@ SECURITY_SCHEME: Final = "falKey"
 _REF: Final = "#/components/schemas/{model}"
 _REQUEST_MODELS: Final = (schemas.LipsyncInput, schemas.MultipartComplete, schemas.InitiateUpload)
 _STRING: Final = {"type": "string"}
-_BINARY: Final = {"type": "string", "contentMediaType": "application/octet-stream"}
 
 
 def ref(name: str) -> dict[str, str]:
@@ -88,8 +87,8 @@ Server-sent events: one `data:` line holding the output (schema `LipsyncOutput`)
 finishes, then the stream closes. Lines starting with `:` are keep-alive comments."""
 _TIMEOUT: Final = (
     "Seconds the request may wait to start, sent as a decimal string (fal-client sends `30.0`, "
-    "@fal-ai/client `30`); must be greater than 1. When it expires the request completes with "
-    "`error_type: request_timeout`, and the result answers 504 with "
+    "@fal-ai/client `30`); fal requires more than 1, the mock also caps it. When it expires the "
+    "request completes with `error_type: request_timeout`, and the result answers 504 with "
     "`X-Fal-Request-Timeout-Type: user`."
 )
 
@@ -98,17 +97,26 @@ _TIMEOUT: Final = (
 _LOGS: Final = _param(
     "query", "logs", "Include logs (`1`/`true`).", enum=["0", "1", "true", "false"]
 )
-_STORAGE_TYPE: Final = _param("query", "storage_type", "Backend: `fal-cdn-v3`, `gcs`.")
+_STORAGE_TYPE: Final = _param(
+    "query", "storage_type", "Backend: `fal-cdn-v3`, `gcs`.", maxLength=Limits.STORAGE_TYPE_LENGTH
+)
 _FILE_NAME: Final = _param("header", Header.FILE_NAME.title(), "The file's name.")
+_WEBHOOK: Final = "An http(s) URL to POST the outcome to (see `webhooks`)."
+_HINT: Final = "A hint for routing to a runner."
+_TIMEOUT_RANGE: Final = {
+    "type": "number",
+    "exclusiveMinimum": Limits.REQUEST_TIMEOUT_MIN,
+    "maximum": Limits.REQUEST_TIMEOUT_MAX,
+}
 _PRIORITY: Final = "Queue priority (@fal-ai/client always sends it, `normal` by default)."
 _PARAMS: Final[dict[Operation, list[dict[str, Any]]]] = {
     ops.SUBMIT: [
         _param(
-            "query", ops.WEBHOOK_QUERY, "URL to POST the outcome to (`webhooks`).", format="uri"
+            "query", ops.WEBHOOK_QUERY, _WEBHOOK, format="uri", maxLength=Limits.WEBHOOK_URL_LENGTH
         ),
         _param("header", "X-Fal-Queue-Priority", _PRIORITY, enum=["normal", "low"]),
-        _param("header", "X-Fal-Runner-Hint", "A hint for routing to a runner."),
-        _param("header", "X-Fal-Request-Timeout", _TIMEOUT, type="number", exclusiveMinimum=1),
+        _param("header", "X-Fal-Runner-Hint", _HINT, maxLength=Limits.RUNNER_HINT_LENGTH),
+        _param("header", "X-Fal-Request-Timeout", _TIMEOUT, **_TIMEOUT_RANGE),
     ],
     ops.STATUS: [_LOGS],
     ops.STATUS_STREAM: [_LOGS],
@@ -127,9 +135,9 @@ _INPUT: Final = {
     ),
 }
 _BYTES: Final = {
-    "required": True,
-    "description": "The raw bytes.",
-    "content": {"application/octet-stream": {"schema": _BINARY}, "*/*": {"schema": _BINARY}},
+    "required": False,
+    "description": "The raw bytes (no body stores an empty file).",
+    "content": {"application/octet-stream": {}, "*/*": {}},
 }
 _PARTS: Final = {"required": True, "content": _json(ref("MultipartComplete"))}
 _INITIATE: Final = {"required": True, "content": _json(ref("InitiateUpload"))}
@@ -216,7 +224,7 @@ def _response(op: Operation, code: int) -> dict[str, Any]:
         headers["Accept-Ranges"] = _header("`bytes`.", {"enum": ["bytes"], **_STRING})
         if code == 206:
             headers["Content-Range"] = _header("`bytes <first>-<last>/<size>`.", _STRING, True)
-        content = {"*/*": {"schema": _BINARY}}
+        content = {"*/*": {}}  # any bytes: OpenAPI 3.1 spells binary as no schema
     else:
         if code >= 500:
             model, text = "ErrorBody", "The request failed in fal's infrastructure."
@@ -247,7 +255,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
     for name in (part[1:-1] for part in op.path.split("/") if part.startswith("{")):
         schema = {"type": "string", "minLength": 1}
         if name == "part_number":
-            schema = {"type": "integer", "minimum": 1, "maximum": 10_000}
+            schema = {"type": "integer", "minimum": 1, "maximum": Limits.PART_NUMBER_MAX}
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     return params + _PARAMS.get(op, [])
 

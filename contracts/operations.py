@@ -258,3 +258,17 @@ class Header:
 
 
 WEBHOOK_QUERY = "fal_webhook"
+
+
+class Limits:
+    """Bounds on request parameters. fal documents only ``X-Fal-Request-Timeout > 1``; the others
+    are the mock's guards against absurd input. Routes and the OpenAPI spec both read them."""
+
+    REQUEST_TIMEOUT_MIN = 1
+    """Seconds, exclusive."""
+    REQUEST_TIMEOUT_MAX = 86_400
+    """Seconds, inclusive."""
+    RUNNER_HINT_LENGTH = 256
+    WEBHOOK_URL_LENGTH = 2048
+    STORAGE_TYPE_LENGTH = 64
+    PART_NUMBER_MAX = 10_000

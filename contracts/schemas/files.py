@@ -7,14 +7,19 @@ from typing import Annotated, Final
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema
 
-MEDIA_URL_PATTERN: Final = r"^(https?://[^\s/?#@]+[^\s]*|data:[^,\s]*,\S*)$"
+# Whitespace and control characters, spelled out: ``\s`` means different sets in Python, ECMA-262
+# (JSON Schema) and Rust regexes, and the validator and the spec must agree on every string.
+_NOT_URL: Final = r"\x00-\x20\x7f-\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+MEDIA_URL_PATTERN: Final = (
+    rf"^(https?://[^{_NOT_URL}/?#@]+[^{_NOT_URL}]*|data:[^,{_NOT_URL}]*,[^{_NOT_URL}]*)$"
+)
 """http(s) URLs with a host, and data: URIs. Written once: the validator and the spec share it."""
 
-_MEDIA_URL = re.compile(MEDIA_URL_PATTERN, re.DOTALL)
+_MEDIA_URL = re.compile(MEDIA_URL_PATTERN)
 
 
 def _check_media_url(value: str) -> str:
-    if not _MEDIA_URL.match(value):
+    if not _MEDIA_URL.fullmatch(value):  # not match(): Python's $ also matches before "\n"
         scheme = value.split(":", 1)[0] if ":" in value else ""
         if scheme and scheme.isalpha() and scheme.lower() not in ("http", "https", "data"):
             raise ValueError(
@@ -27,7 +32,7 @@ def _check_media_url(value: str) -> str:
 MediaUrl = Annotated[
     str,
     AfterValidator(_check_media_url),
-    WithJsonSchema({"type": "string", "format": "uri", "pattern": MEDIA_URL_PATTERN}),
+    WithJsonSchema({"type": "string", "pattern": MEDIA_URL_PATTERN}),
 ]
 """A URL fal will fetch an input file from: ``http(s)://...`` or ``data:<mime>;base64,...``."""
 
