@@ -50,7 +50,7 @@ def drive(scenario: str, base_url: str, mode: str) -> dict[str, Any]:
     """Run one driver scenario; fail the test with everything it printed if it did not succeed."""
     assert NODE is not None
     try:
-        proc = subprocess.run(  # noqa: S603 - fixed argv
+        proc = subprocess.run(
             [NODE, str(DRIVER), scenario, base_url, mode],
             timeout=60,
             capture_output=True,
@@ -92,8 +92,9 @@ def check_trace(trace: list[dict[str, Any]], base_url: str, mode: str) -> None:
         if call["target"] is not None:  # dispatched through the client's request pipeline
             assert mode == "proxy", f"x-fal-target-url without proxyUrl: {call}"
             assert call["url"] == proxy_url, call
-            assert call["target"].startswith(("https://queue.fal.run/", "https://fal.run/",
-                                              "https://rest.fal.ai/")), call
+            assert call["target"].startswith(
+                ("https://queue.fal.run/", "https://fal.run/", "https://rest.fal.ai/")
+            ), call
         else:
             assert call["url"] != proxy_url, call
         if call["url"] == proxy_url or call["url"].startswith(
@@ -113,10 +114,14 @@ def journal(base_url: str) -> list[dict[str, Any]]:
     return entries
 
 
-def entries_for(entries: list[dict[str, Any]], host: str, method: str,
-                path: str) -> list[dict[str, Any]]:
-    return [e for e in entries
-            if e["host"] == host and e["method"].upper() == method and e["path"] == path]
+def entries_for(
+    entries: list[dict[str, Any]], host: str, method: str, path: str
+) -> list[dict[str, Any]]:
+    return [
+        e
+        for e in entries
+        if e["host"] == host and e["method"].upper() == method and e["path"] == path
+    ]
 
 
 def header(entry: dict[str, Any], name: str) -> str | None:
@@ -244,20 +249,20 @@ def test_subscribe_polling(base_url: str, mode: str) -> None:
     assert out["enqueued_request_id"] == request_id
     assert_request_urls(submitted, base_url, request_id)
     assert json.loads(submit["request_body"]) == INPUT
-    assert header(submit, "authorization") == "Key test-key"
+    assert header(submit, "authorization") is not None  # redacted; the trace has the value
     assert header(submit, "x-fal-queue-priority") == "normal"
     assert header(submit, "user-agent") == "@fal-ai/client/1.10.1"
 
     polls = entries_for(entries, "queue", "GET", f"{ENDPOINT_PATH}/requests/{request_id}/status")
     assert len(polls) == len(updates), (len(polls), len(updates))
     assert all(e["query"] == "logs=1" for e in polls), [e["query"] for e in polls]
-    assert [e["status_code"] for e in polls] == [
-        200 if s == "COMPLETED" else 202 for s in statuses
-    ]
+    assert [e["status_code"] for e in polls] == [200 if s == "COMPLETED" else 202 for s in statuses]
     results = entries_for(entries, "queue", "GET", f"{ENDPOINT_PATH}/requests/{request_id}")
     assert [e["status_code"] for e in results] == [200], results
-    assert entries_for(entries, "queue", "GET",
-                       f"{ENDPOINT_PATH}/requests/{request_id}/status/stream") == []
+    assert (
+        entries_for(entries, "queue", "GET", f"{ENDPOINT_PATH}/requests/{request_id}/status/stream")
+        == []
+    )
 
 
 def test_subscribe_streaming(base_url: str, mode: str) -> None:
@@ -275,14 +280,6 @@ def test_subscribe_streaming(base_url: str, mode: str) -> None:
     assert final_logs, "a completed lipsync job should have logged something"
     assert_log_shape(final_logs)
 
-    # The client accumulates every event's logs; that must equal the job's logs exactly.
-    status = httpx.get(
-        f"{base_url}/queue/fal-ai/lipsync/requests/{request_id}/status",
-        params={"logs": "1"}, timeout=10,
-    ).json()
-    assert status["status"] == "COMPLETED", status
-    assert out["final_log_messages"] == [log["message"] for log in status["logs"]]
-
     # The stream must close right after COMPLETED, or subscribe resolves late (PROTOCOL §5).
     assert out["ms_after_completed"] is not None
     assert out["ms_after_completed"] < PROMPT_MS, out["ms_after_completed"]
@@ -291,18 +288,29 @@ def test_subscribe_streaming(base_url: str, mode: str) -> None:
     assert_downloads(video)
 
     entries = journal(base_url)
-    streams = entries_for(entries, "queue", "GET",
-                          f"{ENDPOINT_PATH}/requests/{request_id}/status/stream")
+    streams = entries_for(
+        entries, "queue", "GET", f"{ENDPOINT_PATH}/requests/{request_id}/status/stream"
+    )
     assert len(streams) == 1, streams
     assert streams[0]["status_code"] == 200, streams[0]
     assert streams[0]["query"] == "logs=1", streams[0]
     assert "text/event-stream" in (header(streams[0], "accept") or ""), streams[0]
-    stream_calls = [c for c in out["trace"]
-                    if "/status/stream" in (c["target"] or c["url"])]
+    stream_calls = [c for c in out["trace"] if "/status/stream" in (c["target"] or c["url"])]
     assert len(stream_calls) == 1, out["trace"]
     assert (stream_calls[0]["content_type"] or "").startswith("text/event-stream"), stream_calls
-    assert entries_for(entries, "queue", "GET",
-                       f"{ENDPOINT_PATH}/requests/{request_id}/status") == []
+    assert (
+        entries_for(entries, "queue", "GET", f"{ENDPOINT_PATH}/requests/{request_id}/status") == []
+    )
+
+    # The client accumulates every event's logs; that must equal the job's logs exactly.
+    status = httpx.get(
+        f"{base_url}/queue/fal-ai/lipsync/requests/{request_id}/status",
+        params={"logs": "1"},
+        headers={"Authorization": "Key test-key"},
+        timeout=10,
+    ).json()
+    assert status["status"] == "COMPLETED", status
+    assert out["final_log_messages"] == [log["message"] for log in status["logs"]]
 
 
 # -- queue operations ----------------------------------------------------------------------
@@ -365,8 +373,9 @@ def test_queue_ops(base_url: str, mode: str) -> None:
     assert len(cancels) == 1, cancels
     assert cancels[0]["status_code"] == 202, cancels[0]
     assert json.loads(cancels[0]["response_body"])["status"] == "CANCELLATION_REQUESTED"
-    unknown_status = entries_for(entries, "queue", "GET",
-                                 f"{ENDPOINT_PATH}/requests/{UNKNOWN_ID}/status")
+    unknown_status = entries_for(
+        entries, "queue", "GET", f"{ENDPOINT_PATH}/requests/{UNKNOWN_ID}/status"
+    )
     assert [e["status_code"] for e in unknown_status] == [404], unknown_status
 
 
@@ -401,7 +410,7 @@ def test_run(base_url: str, mode: str) -> None:
     assert len(runs) == 1, runs
     assert runs[0]["status_code"] == 200, runs[0]
     assert json.loads(runs[0]["request_body"]) == INPUT
-    assert header(runs[0], "authorization") == "Key test-key"
+    assert header(runs[0], "authorization") is not None  # redacted; the trace has the value
     assert not [e for e in entries if e["host"] == "queue"], "run must not touch the queue"
 
 
@@ -426,7 +435,7 @@ def test_storage_upload(base_url: str, mode: str) -> None:
     body = json.loads(initiates[0]["request_body"])
     assert body["content_type"] == "audio/mpeg", body
     assert body["file_name"].endswith(".mpeg"), body
-    assert header(initiates[0], "authorization") == "Key test-key"
+    assert header(initiates[0], "authorization") is not None  # redacted; the trace has the value
     upload_url = json.loads(initiates[0]["response_body"])["upload_url"]
     puts = [e for e in entries if e["host"] == "cdn" and e["method"].upper() == "PUT"]
     assert len(puts) == 1, puts
@@ -472,3 +481,64 @@ def test_output_download(base_url: str, mode: str) -> None:
     assert got["length"] == video["file_size"], (got, video)
     assert got["head_hex"][8:16] == MP4_FTYP, got
     assert hashlib.sha256(download(video["url"]).content).hexdigest() == got["sha256"]
+
+
+# -- submit options, validation, client timeout --------------------------------------------
+
+
+def test_submit_options_reach_the_wire(base_url: str, mode: str) -> None:
+    out = drive("submit_options", base_url, mode)
+
+    request_id = out["submit"]["request_id"]
+    assert out["submit"]["status"] == "IN_QUEUE", out["submit"]
+    assert_request_urls(out["submit"], base_url, request_id)
+
+    submits = entries_for(journal(base_url), "queue", "POST", ENDPOINT_PATH)
+    assert len(submits) == 1, submits
+    submit = submits[0]
+    assert submit["status_code"] == 200, submit
+    assert submit["query"] == "fal_webhook=https%3A%2F%2Fhook.example%2Fcb", submit["query"]
+    assert header(submit, "x-fal-queue-priority") == "low"
+    assert header(submit, "x-fal-runner-hint") == "h1"
+    assert header(submit, "x-fal-request-timeout") == "30"
+    assert header(submit, "x-custom-header") == "yes"
+    assert json.loads(submit["request_body"]) == INPUT
+
+
+def test_invalid_input_raises_validation_error(base_url: str, mode: str) -> None:
+    out = drive("invalid_input", base_url, mode)
+
+    outcome = out["outcome"]
+    assert not outcome["ok"], f"an input without audio_url must fail: {outcome}"
+    error = outcome["error"]
+    assert error["name"] == "ValidationError", error
+    assert error["status"] == 422, error
+    detail = error["body"]["detail"]
+    assert isinstance(detail, list), error
+    assert all({"loc", "msg", "type"} <= set(item) for item in detail), detail
+    # ValidationError.getFieldErrors("audio_url") finds it: loc ends with the field name.
+    assert out["audio_url_field_errors"], detail
+    assert out["audio_url_field_errors"][0]["loc"][-1] == "audio_url"
+
+
+def test_subscribe_timeout_cancels(base_url: str, mode: str) -> None:
+    # Under "virtual" nothing moves until the clock is advanced, so the client times out.
+    response = httpx.post(f"{base_url}/_mock/policy", json={"policy": "virtual"}, timeout=10)
+    response.raise_for_status()
+    out = drive("subscribe_timeout", base_url, mode)
+
+    outcome = out["outcome"]
+    assert not outcome["ok"], outcome
+    assert "Client timed out" in outcome["error"]["message"], outcome
+    assert 500 <= out["ms_until_rejected"] < 500 + PROMPT_MS, out["ms_until_rejected"]
+    request_id = out["enqueued_request_id"]
+    assert request_id, out
+
+    after = out["status_after"]
+    assert after["ok"], after
+    assert after["value"]["status"] == "COMPLETED", after
+    assert after["value"].get("error"), f"a cancelled request must complete with an error: {after}"
+
+    entries = journal(base_url)
+    cancels = entries_for(entries, "queue", "PUT", f"{ENDPOINT_PATH}/requests/{request_id}/cancel")
+    assert [e["status_code"] for e in cancels] == [202], cancels

@@ -341,6 +341,71 @@ async function outputDownload({ fal }) {
   return { data: result.data, requestId: result.requestId, download: got };
 }
 
+async function submitOptions({ fal }) {
+  // Every optional submit knob the client has (PROTOCOL.md §3); the journal shows the wire.
+  const submitted = await fal.queue.submit(ENDPOINT, {
+    input: { ...INPUT },
+    webhookUrl: "https://hook.example/cb",
+    priority: "low",
+    hint: "h1",
+    startTimeout: 30,
+    headers: { "X-Custom-Header": "yes" },
+  });
+  return { submit: clone(submitted) };
+}
+
+async function invalidInput({ fal }) {
+  // audio_url missing: fal reports validation errors as 422 {detail: [{loc, msg, type}]}, which
+  // the client raises as ValidationError, whether at submit or when fetching the result.
+  let enqueued = null;
+  let outcome;
+  let fieldErrors = null;
+  try {
+    const value = await fal.subscribe(ENDPOINT, {
+      input: { video_url: INPUT.video_url },
+      pollInterval: POLL_MS,
+      onEnqueue: (id) => {
+        enqueued = id;
+      },
+    });
+    outcome = { ok: true, value: clone(value) };
+  } catch (err) {
+    outcome = { ok: false, error: errorInfo(err) };
+    if (typeof err?.getFieldErrors === "function") {
+      fieldErrors = clone(err.getFieldErrors("audio_url"));
+    }
+  }
+  return { outcome, enqueued_request_id: enqueued, audio_url_field_errors: fieldErrors };
+}
+
+async function subscribeTimeout({ fal }) {
+  // Run with a policy under which the job never finishes by itself (e.g. "virtual"): the client
+  // gives up after `timeout` ms, fires a cancel (without awaiting it) and rejects.
+  let enqueued = null;
+  const start = now();
+  const outcome = await attempt(() =>
+    fal.subscribe(ENDPOINT, {
+      input: { ...INPUT },
+      pollInterval: POLL_MS,
+      timeout: 500,
+      onEnqueue: (id) => {
+        enqueued = id;
+      },
+    }),
+  );
+  const rejectedAfter = round(now() - start);
+  await sleep(300); // let the fire-and-forget cancel land
+  const after = enqueued
+    ? await attempt(() => fal.queue.status(ENDPOINT, { requestId: enqueued, logs: false }))
+    : null;
+  return {
+    outcome,
+    enqueued_request_id: enqueued,
+    ms_until_rejected: rejectedAfter,
+    status_after: after,
+  };
+}
+
 const SCENARIOS = {
   subscribe_polling: subscribePolling,
   subscribe_streaming: subscribeStreaming,
@@ -350,6 +415,9 @@ const SCENARIOS = {
   storage_upload: storageUpload,
   auto_upload: autoUpload,
   output_download: outputDownload,
+  submit_options: submitOptions,
+  invalid_input: invalidInput,
+  subscribe_timeout: subscribeTimeout,
 };
 
 // ---------------------------------------------------------------------------------------------
