@@ -39,7 +39,10 @@ def status_body(
             error=view.error,
             error_type=view.error_type,
         )
-    return model.model_dump(mode="json")
+    body = model.model_dump(mode="json")
+    if "metrics" in body:  # a request that never ran has no measurements, not null ones
+        body["metrics"] = {k: v for k, v in body["metrics"].items() if v is not None}
+    return body
 
 
 def outcome_response(request_id: str, outcome: Outcome, urls: PublicUrls) -> Response:

@@ -9,10 +9,10 @@ from typing import Annotated, TypeVar
 from fastapi import APIRouter, Body, Path, Request
 from fastapi.responses import JSONResponse, Response
 
-from contracts.operations import Header
+from contracts.operations import Header, Limits
 from contracts.schemas import CdnMultipartStart, CdnUploadResult, MultipartComplete, UploadPart
 from mock_server.http.deps import AuthDep, EngineDep, UrlsDep
-from mock_server.http.errors import fal_error
+from mock_server.http.errors import FalError, fal_error
 from mock_server.http.hosts import PublicUrls
 from mock_server.http.render import json_response
 from mock_server.storage import StorageError, StoredFile, safe_file_name
@@ -20,7 +20,7 @@ from mock_server.storage import StorageError, StoredFile, safe_file_name
 router = APIRouter(prefix="/cdn", tags=["cdn"])
 
 # ``:int`` in the paths keeps ".../complete" out of the part routes (405, not 422, for a PUT).
-PartNumber = Annotated[int, Path(ge=1, le=10_000)]
+PartNumber = Annotated[int, Path(ge=1, le=Limits.PART_NUMBER_MAX)]
 T = TypeVar("T")
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
@@ -118,7 +118,11 @@ async def get_file(file_id: str, file_name: str, request: Request, engine: Engin
         return Response(data, 200, headers=headers, media_type=stored.content_type)
     span = _byte_range(wanted, len(data))
     if span is None:
-        raise fal_error(416, f"Range {wanted!r} not satisfiable for {len(data)} bytes")
+        raise FalError(
+            416,
+            {"detail": f"Range {wanted!r} not satisfiable for {len(data)} bytes"},
+            {"content-range": f"bytes */{len(data)}"},
+        )
     start, end = span
     headers["content-range"] = f"bytes {start}-{end}/{len(data)}"
     return Response(data[start : end + 1], 206, headers=headers, media_type=stored.content_type)

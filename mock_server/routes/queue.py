@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from contracts.operations import ENDPOINT_ID, WEBHOOK_QUERY
+from contracts.operations import ENDPOINT_ID, WEBHOOK_QUERY, Limits
 from contracts.operations import Header as FalHeader
 from contracts.schemas import CancelResponse, SubmitResponse
 from mock_server.engine.jobs import SubmitOptions
@@ -23,9 +23,7 @@ from mock_server.routes.inputs import InputBody
 
 router = APIRouter(prefix="/queue", tags=["queue"])
 
-LogsFlag = Annotated[
-    str, Query(pattern="^(0|1|true|false|True|False)$", description="Include logs: 1/true.")
-]
+LogsFlag = Annotated[str, Query(pattern="^(0|1|true|false)$", description="Include logs: 1/true.")]
 _CANCEL_CODES = {"CANCELLATION_REQUESTED": 202, "ALREADY_COMPLETED": 400, "NOT_FOUND": 404}
 
 
@@ -40,14 +38,21 @@ async def submit(
     urls: UrlsDep,
     fal_webhook: Annotated[
         str | None,
-        Query(alias=WEBHOOK_QUERY, pattern=r"^https?://\S+$", max_length=2048),
+        Query(alias=WEBHOOK_QUERY, pattern=r"^https?://\S+$", max_length=Limits.WEBHOOK_URL_LENGTH),
     ] = None,
     priority: Annotated[
         Literal["normal", "low"] | None, Header(alias=FalHeader.QUEUE_PRIORITY)
     ] = None,
-    hint: Annotated[str | None, Header(alias=FalHeader.RUNNER_HINT, max_length=256)] = None,
+    hint: Annotated[
+        str | None, Header(alias=FalHeader.RUNNER_HINT, max_length=Limits.RUNNER_HINT_LENGTH)
+    ] = None,
     start_timeout: Annotated[
-        float | None, Header(alias=FalHeader.REQUEST_TIMEOUT, gt=1, le=86_400)
+        float | None,
+        Header(
+            alias=FalHeader.REQUEST_TIMEOUT,
+            gt=Limits.REQUEST_TIMEOUT_MIN,
+            le=Limits.REQUEST_TIMEOUT_MAX,
+        ),
     ] = None,
     mock_policy: Annotated[str | None, Header(alias="x-mock-policy")] = None,
 ) -> JSONResponse:
@@ -170,7 +175,7 @@ def _keepalive() -> ServerSentEvent:
 
 
 def _flag(value: str) -> bool:
-    return value.lower() in ("1", "true")
+    return value in ("1", "true")
 
 
 def _unknown(request_id: str) -> Exception:

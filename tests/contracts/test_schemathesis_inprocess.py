@@ -11,15 +11,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-import pytest
 import schemathesis
 from hypothesis import settings
 from pydantic import TypeAdapter
 from schemathesis import GenerationMode
 from schemathesis.checks import (
     CheckFunction,
-    negative_data_rejection,
     response_schema_conformance,
 )
 
@@ -50,25 +47,6 @@ _positive = schema.config.checks.positive_data_acceptance
 _positive.expected_statuses = [*_positive.expected_statuses, "400", "416"]
 
 
-# Mock bugs this test found and that are still open: operationId -> the check that catches it.
-# The fuzzing skips only that check on that operation; test_open_mock_bug reproduces each one as
-# a strict xfail, so it fails the run once the bug is fixed: then delete both entries.
-OPEN_BUGS: dict[str, list[CheckFunction]] = {
-    ops.CDN_TOKEN.operation_id: [negative_data_rejection],
-}
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="POST /rest/storage/auth/token takes a JSON `null` body (`dict | None`) and answers "
-    "200; the spec's body is an object (or no body): expected 422",
-)
-async def test_open_mock_bug_token_accepts_a_null_body(client: httpx.AsyncClient) -> None:
-    headers = {"Content-Type": "application/json"}
-    response = await client.post(ops.CDN_TOKEN.prefixed_path, content=b"null", headers=headers)
-    assert response.status_code == 422, response.text
-
-
 # The spec gives an event stream the string schema its whole body has (OpenAPI 3.1), while
 # schemathesis reads a 3.1 event-stream schema as each event's: the events are checked here.
 EVENT_DATA: dict[str, TypeAdapter[Any]] = {
@@ -97,7 +75,7 @@ def _check_events(response: schemathesis.Response, adapter: TypeAdapter[Any]) ->
 @schema.parametrize()
 def test_the_mock_conforms_to_the_spec(case: schemathesis.Case) -> None:
     adapter = EVENT_DATA.get(_operation_id(case))
-    excluded = list(OPEN_BUGS.get(_operation_id(case), []))
+    excluded: list[CheckFunction] = []
     if adapter is None:
         case.call_and_validate(headers=AUTH, excluded_checks=excluded)
         return
@@ -123,7 +101,7 @@ class _Workflow(schema.as_state_machine()):
         **kwargs: Any,
     ) -> None:
         adapter = EVENT_DATA.get(_operation_id(case))
-        excluded = list(OPEN_BUGS.get(_operation_id(case), []))
+        excluded: list[CheckFunction] = []
         if adapter is not None:
             excluded.append(response_schema_conformance)
             if response.status_code == 200:

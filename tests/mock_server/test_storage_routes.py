@@ -122,6 +122,7 @@ async def test_range_requests(
         assert response.headers["content-range"] == content_range
     else:
         assert "not satisfiable" in response.json()["detail"]
+        assert response.headers["content-range"] == "bytes */10"
 
 
 async def test_files_answer_head_and_unknown_files_404(client: httpx.AsyncClient) -> None:

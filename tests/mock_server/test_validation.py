@@ -100,12 +100,21 @@ async def test_valid_submit_options_are_accepted(client: httpx.AsyncClient) -> N
     assert status.json()["status"] == "COMPLETED"  # the per-request policy applied
 
 
-async def test_bad_logs_flag_is_422(client: httpx.AsyncClient) -> None:
+@pytest.mark.parametrize("flag", ["yes", "True", "2"])
+async def test_bad_logs_flag_is_422(client: httpx.AsyncClient, flag: str) -> None:
     request_id = (await client.post(SUBMIT, json=LIPSYNC_INPUT)).json()["request_id"]
     response = await client.get(
-        f"/queue/fal-ai/lipsync/requests/{request_id}/status", params={"logs": "yes"}
+        f"/queue/fal-ai/lipsync/requests/{request_id}/status", params={"logs": flag}
     )
     assert_fal_422(response, ("query", "logs"))
+
+
+@pytest.mark.parametrize("body", [b"null", b"[1]", b'"x"', b"{"])
+async def test_cdn_token_body_must_be_an_object(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post(
+        "/rest/storage/auth/token", content=body, headers={"content-type": "application/json"}
+    )
+    assert_fal_422(response, ("body",))
 
 
 @pytest.mark.parametrize(
