@@ -7,7 +7,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Query
+from fastapi import APIRouter, Depends, Header, Query
 from fastapi.responses import JSONResponse, Response
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
@@ -24,6 +24,14 @@ from mock_server.routes.inputs import InputBody
 router = APIRouter(prefix="/queue", tags=["queue"])
 
 LogsFlag = Annotated[str, Query(pattern="^(0|1|true|false)$", description="Include logs: 1/true.")]
+
+
+def _request_of_app(owner: str, alias: str, request_id: str, _auth: AuthDep, _app: AppIdDep) -> str:
+    """The request id of a status/result/cancel path, once credentials and app are checked."""
+    return request_id
+
+
+RequestIdDep = Annotated[str, Depends(_request_of_app)]
 _CANCEL_CODES = {"CANCELLATION_REQUESTED": 202, "ALREADY_COMPLETED": 400, "NOT_FOUND": 404}
 
 
@@ -75,11 +83,7 @@ async def submit(
 
 @router.get("/{owner}/{alias}/requests/{request_id}/status")
 async def status(
-    owner: str,
-    alias: str,
-    request_id: str,
-    _auth: AuthDep,
-    _app: AppIdDep,
+    request_id: RequestIdDep,
     engine: EngineDep,
     urls: UrlsDep,
     logs: LogsFlag = "0",
@@ -95,11 +99,7 @@ async def status(
 
 @router.get("/{owner}/{alias}/requests/{request_id}/status/stream")
 async def status_stream(
-    owner: str,
-    alias: str,
-    request_id: str,
-    _auth: AuthDep,
-    _app: AppIdDep,
+    request_id: RequestIdDep,
     engine: EngineDep,
     urls: UrlsDep,
     settings: SettingsDep,
@@ -135,11 +135,7 @@ async def status_stream(
 
 @router.get("/{owner}/{alias}/requests/{request_id}")
 async def result(
-    owner: str,
-    alias: str,
-    request_id: str,
-    _auth: AuthDep,
-    _app: AppIdDep,
+    request_id: RequestIdDep,
     engine: EngineDep,
     urls: UrlsDep,
 ) -> Response:
@@ -153,9 +149,7 @@ async def result(
 
 
 @router.put("/{owner}/{alias}/requests/{request_id}/cancel")
-async def cancel(
-    owner: str, alias: str, request_id: str, _auth: AuthDep, _app: AppIdDep, engine: EngineDep
-) -> JSONResponse:
+async def cancel(request_id: RequestIdDep, engine: EngineDep) -> JSONResponse:
     answer = engine.cancel(request_id)
     return json_response(CancelResponse(status=answer).model_dump(), _CANCEL_CODES[answer])
 
