@@ -66,3 +66,22 @@ def test_plain_python_layers_do_not_import_http_frameworks(source: Path) -> None
         f"{source.relative_to(ROOT)} imports {offending}: the engine, storage and engines stay "
         "free of FastAPI/Starlette; move HTTP concerns to mock_server/http or mock_server/routes."
     )
+
+
+def test_the_engine_loads_without_the_web_stack() -> None:
+    code = (
+        "import sys, mock_server.engine; "
+        "assert 'fastapi' not in sys.modules and 'starlette' not in sys.modules, "
+        "sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette'))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_facade_exports_what_it_lists() -> None:
+    import mock_server
+
+    for name in mock_server.__all__:
+        assert getattr(mock_server, name) is not None
