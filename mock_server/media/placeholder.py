@@ -46,7 +46,9 @@ _X264_OPTIONS: Final = {
     "crf": "30",
     # No B-frames keeps decode order = display order (no edit-list shift for the video).
     # Do not add "scenecut=0": with this x264 build it makes the output vary from run to run.
-    "x264-params": "keyint=25:bframes=0:threads=1:lookahead-threads=1:sliced-threads=0",
+    # no-asm: x264's hand-written SIMD (AVX-512 here) was seen to vary the bytes of natural
+    # images between processes; for 25 tiny frames the plain-C path costs nothing.
+    "x264-params": "keyint=25:bframes=0:threads=1:lookahead-threads=1:sliced-threads=0:no-asm=1",
 }
 
 
