@@ -9,6 +9,7 @@ without a face as None so the renderer passes them through untouched.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
@@ -42,6 +43,8 @@ DETECTION_LONG_SIDE = 256
 MIN_FACE_PIXELS = 24
 # Near the previous face, the search image is scaled so that face is this wide.
 ROI_FACE_PIXELS = 44
+# Above this previous roll (radians, ~8°), a miss near the previous face is retried upright.
+UPRIGHT_RETRY_ROLL = 0.14
 # Gaps up to this many frames between two detections are interpolated; longer ones stay None.
 MAX_BRIDGED_GAP = 3
 # A full-frame search every so often, so a larger face entering the picture is not ignored while
@@ -75,23 +78,40 @@ class FaceDetector:
         self._faces = load_cascade("haarcascade_frontalface_default.xml")
 
     def find(
-        self, gray: npt.NDArray[np.uint8], search_hint: FaceBox | None
+        self,
+        gray: npt.NDArray[np.uint8],
+        search_hint: FaceBox | None,
+        roll_hint: float = 0.0,
+        full_search: bool = False,
     ) -> tuple[list[FaceBox], bool]:
-        """Face candidates, largest first, and whether they were found near the hint (else in
-        the whole frame)."""
+        """Face candidates, largest first, and whether any was found near the hint.
+
+        The whole frame is searched when there is no hint, when the hint finds nothing, or on
+        request (`full_search`, to notice a larger face arriving). `roll_hint` is the previous
+        face's roll in radians.
+        """
+        near: list[FaceBox] = []
+        if search_hint is not None:
+            near = self._search_near(gray, search_hint, 0.0)
+            # The frontal cascade gives up beyond ~17° of roll: look again with the region
+            # turned upright by the previous roll, so a head that keeps tilting stays tracked.
+            if not near and abs(roll_hint) > UPRIGHT_RETRY_ROLL:
+                near = self._search_near(gray, search_hint, roll_hint)
+        if near and not full_search:
+            return near, True
         height, width = gray.shape
         scale = min(1.0, DETECTION_LONG_SIDE / max(height, width))
-        if search_hint is not None:
-            found = self._search_near(gray, search_hint)
-            if found:
-                return found, True
         small = gray if scale == 1.0 else _downscale(gray, scale)
         boxes = self._faces.detectMultiScale(
             small, scaleFactor=1.15, minNeighbors=4, minSize=(MIN_FACE_PIXELS, MIN_FACE_PIXELS)
         )
-        return _largest_first(boxes, 0.0, 0.0, scale), False
+        everywhere = _largest_first(boxes, 0.0, 0.0, scale)
+        merged = sorted(near + everywhere, key=lambda f: (-f.width * f.height, f.y, f.x))
+        return merged, bool(near)
 
-    def _search_near(self, gray: npt.NDArray[np.uint8], hint: FaceBox) -> list[FaceBox]:
+    def _search_near(
+        self, gray: npt.NDArray[np.uint8], hint: FaceBox, roll: float
+    ) -> list[FaceBox]:
         # Half a face of margin on every side covers any plausible motion between two frames.
         x0 = max(int(hint.x - 0.5 * hint.width), 0)
         y0 = max(int(hint.y - 0.5 * hint.height), 0)
@@ -108,10 +128,23 @@ class FaceDetector:
         size = hint.width * scale
         min_side = max(MIN_FACE_PIXELS, int(0.75 * size))
         max_side = max(min_side + 1, int(1.35 * size))
+        turn = None
+        if roll != 0.0:
+            centre = (region.shape[1] / 2, region.shape[0] / 2)
+            turn = cv2.getRotationMatrix2D(centre, math.degrees(roll), 1.0)
+            region = as_image(cv2.warpAffine(region, turn, (region.shape[1], region.shape[0])))
         boxes = self._faces.detectMultiScale(
             region, scaleFactor=1.1, minNeighbors=4, minSize=(min_side, min_side),
             maxSize=(max_side, max_side),
         )  # fmt: skip
+        if turn is not None:
+            # Boxes found upright: put each box's centre back where it is in the tilted frame.
+            back = cv2.invertAffineTransform(turn)
+            rows = []
+            for bx, by, bw, bh in np.asarray(boxes).reshape(-1, 4).tolist():
+                cx, cy = back @ np.array([bx + bw / 2, by + bh / 2, 1.0])
+                rows.append([round(cx - bw / 2), round(cy - bh / 2), bw, bh])
+            boxes = rows
         return _largest_first(boxes, x0, y0, scale)
 
 
@@ -137,12 +170,17 @@ class _Models:
 
 
 def detect_mouth(
-    frame_bgr_or_gray: npt.NDArray[np.uint8], search_hint: FaceBox | None = None
+    frame_bgr_or_gray: npt.NDArray[np.uint8],
+    search_hint: FaceBox | None = None,
+    roll_hint: float = 0.0,
 ) -> MouthGeometry | None:
-    """The mouth in one frame (largest face), or None without a face. Not smoothed."""
+    """The mouth in one frame (largest face), or None without a face. Not smoothed.
+
+    `search_hint` and `roll_hint` (radians) are the previous frame's face and roll, if any.
+    """
     if _Models.detector is None or _Models.locator is None:
         _Models.detector, _Models.locator = FaceDetector(), MouthLocator()
-    return _detect(_Models.detector, _Models.locator, frame_bgr_or_gray, search_hint)
+    return _detect(_Models.detector, _Models.locator, frame_bgr_or_gray, search_hint, roll_hint)
 
 
 def _detect(
@@ -150,12 +188,16 @@ def _detect(
     locator: MouthLocator,
     frame: npt.NDArray[np.uint8],
     search_hint: FaceBox | None,
+    roll_hint: float,
+    full_search: bool = False,
 ) -> MouthGeometry | None:
     gray = frame if frame.ndim == 2 else as_image(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
-    candidates, near_hint = detector.find(gray, search_hint)
+    candidates, near_hint = detector.find(gray, search_hint, roll_hint, full_search)
+    if not near_hint:
+        roll_hint = 0.0  # a face found afresh owes nothing to the previous one
     chosen: tuple[FaceBox, MouthInFace] | None = None
     for face in candidates:
-        mouth = locator.locate(frame, face)
+        mouth = locator.locate(frame, face, roll_hint)
         # The largest candidate that shows an eye or lips wins. Haar hits on background texture
         # (the astronaut photo's backdrop and shuttle produce some) show neither. A lone hit
         # where the previous face was is trusted as is: that is a face turning or blurring.
@@ -187,9 +229,9 @@ class MouthTracker:
     def update(self, frame: npt.NDArray[np.uint8]) -> MouthGeometry | None:
         previous = self._raw[-1] if self._raw else None
         hint = previous.face if previous is not None else None
-        if len(self._raw) % FULL_SEARCH_EVERY == 0:
-            hint = None
-        geometry = _detect(self._detector, self._locator, frame, hint)
+        roll = previous.angle if previous is not None else 0.0
+        full_search = len(self._raw) % FULL_SEARCH_EVERY == 0
+        geometry = _detect(self._detector, self._locator, frame, hint, roll, full_search)
         self._raw.append(geometry)
         return geometry
 

@@ -89,10 +89,13 @@ class MouthLocator:
         self._eyes = load_cascade("haarcascade_eye.xml")
         self._smile = load_cascade("haarcascade_smile.xml")
 
-    def locate(self, frame: npt.NDArray[np.uint8], face: FaceBox) -> MouthInFace:
+    def locate(
+        self, frame: npt.NDArray[np.uint8], face: FaceBox, roll_hint: float = 0.0
+    ) -> MouthInFace:
+        """The mouth in `face`; `roll_hint` (radians) is the head's roll in the previous frame."""
         gray = frame if frame.ndim == 2 else as_image(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY))
         scale = CANONICAL_FACE_WIDTH / face.width
-        roll, eyes_found = self._roll_from_eyes(gray, face)
+        roll, eyes_found = self._roll_from_eyes(gray, face, roll_hint)
         # Canonical face: upright (rotated by -roll about the face centre) and 120 px wide, with
         # room below the box for the chin.
         canon_h = round(face.height * scale * 1.25)
@@ -127,22 +130,23 @@ class MouthLocator:
             eyes_found=eyes_found,
         )
 
-    def _roll_from_eyes(self, gray: npt.NDArray[np.uint8], face: FaceBox) -> tuple[float, int]:
-        """Roll in radians (positive = clockwise in image coordinates; 0 without two eyes) and
-        the number of eyes found."""
+    def _roll_from_eyes(
+        self, gray: npt.NDArray[np.uint8], face: FaceBox, roll_hint: float
+    ) -> tuple[float, int]:
+        """Roll in radians (positive = clockwise in image coordinates) and the number of eyes.
+
+        The upper face is searched turned upright by `roll_hint`, so a head that tilts further
+        and further keeps its eyes level for the cascade; without a pair of eyes the hint is
+        kept (0 on a first detection).
+        """
         # The eye cascade is the deepest one used here; at this face width the eyes are just
-        # above its 20 px window, which keeps the search to a few scales (~1 ms).
+        # above its 20 px window, which keeps the search to a few scales.
         face_width = EYE_SEARCH_FACE_WIDTH
         scale = face_width / face.width
-        x0, y0 = round(face.x), round(face.y + _EYES_Y[0] * face.height)
-        x1, y1 = round(face.x + face.width), round(face.y + _EYES_Y[1] * face.height)
-        x0, y0 = max(x0, 0), max(y0, 0)
-        region = gray[y0:y1, x0:x1]
-        if region.size == 0:
-            return 0.0, 0
-        region = as_image(
-            cv2.resize(region, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
-        )
+        to_upright = _canonical_transform(face, scale, roll_hint)
+        to_upright[1, 2] -= _EYES_Y[0] * face.height * scale
+        band_height = round((_EYES_Y[1] - _EYES_Y[0]) * face.height * scale)
+        region = as_image(cv2.warpAffine(gray, to_upright, (face_width, band_height)))
         min_eye = round(0.2 * face_width)
         max_eye = round(0.4 * face_width)
         eyes = self._eyes.detectMultiScale(
@@ -154,7 +158,7 @@ class MouthLocator:
         left = [c for c in centres if c[0] < half]
         right = [c for c in centres if c[0] >= half]
         if not left or not right:
-            return 0.0, len(centres)
+            return roll_hint, len(centres)
         # Of all left/right pairs, the one whose eyes are most alike in size and closest to level.
         best = min(
             ((a, b) for a in left for b in right),
@@ -162,10 +166,12 @@ class MouthLocator:
         )
         (lx, ly, _), (rx, ry, _) = best
         if rx - lx < 0.25 * face_width:
-            return 0.0, len(centres)
-        roll = math.atan2(ry - ly, rx - lx)
-        # Beyond ~30° the frontal cascade would not have found the face: a wrong eye pairing.
-        return (roll if abs(roll) < math.radians(30) else 0.0), len(centres)
+            return roll_hint, len(centres)
+        residual = math.atan2(ry - ly, rx - lx)
+        # Eyes 30° off the upright face mean a wrong pairing (an eyebrow, a nostril).
+        if abs(residual) >= math.radians(30):
+            return roll_hint, len(centres)
+        return roll_hint + residual, len(centres)
 
     def _find_lips(
         self,
@@ -215,10 +221,10 @@ class MouthLocator:
 
 
 def _canonical_transform(face: FaceBox, scale: float, roll: float) -> npt.NDArray[np.float64]:
-    """2x3 affine: frame → upright canonical face (origin at the box's top-left corner)."""
+    """2x3 affine: frame → upright face scaled by `scale` (origin at the box's top-left)."""
     cx, cy = face.centre
     rotation = cv2.getRotationMatrix2D((cx, cy), math.degrees(roll), scale)
-    rotation[0, 2] += CANONICAL_FACE_WIDTH / 2 - cx
+    rotation[0, 2] += face.width * scale / 2 - cx
     rotation[1, 2] += face.height * scale / 2 - cy
     return np.asarray(rotation, dtype=np.float64)
 

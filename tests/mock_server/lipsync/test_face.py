@@ -20,6 +20,7 @@ from mock_server.lipsync.face import (
     FaceBox,
     FaceDetector,
     MouthGeometry,
+    MouthTracker,
     detect_mouth,
     smooth_track,
     track_mouths,
@@ -133,6 +134,33 @@ def test_rolled_face_gives_roll(clip_frames: list[Image], degrees: float) -> Non
     assert (
         math.hypot(geometry.centre_x - upright.centre_x, geometry.centre_y - upright.centre_y) < 8
     )
+
+
+@needs_clip
+@pytest.mark.parametrize("direction", [1.0, -1.0])
+def test_head_tilting_beyond_the_cascade_stays_tracked(
+    clip_frames: list[Image], direction: float
+) -> None:
+    # From a cold start the frontal cascade finds this face up to ~17° of roll only; tracking
+    # retries the search turned upright by the previous roll, so a gradual tilt to ~34° holds.
+    frame = clip_frames[0]
+    upright = detect_mouth(frame, None)
+    assert upright is not None
+    tracker = MouthTracker()
+    for step in range(38):
+        degrees = direction * 0.8 * step
+        turn = cv2.getRotationMatrix2D((upright.centre_x, upright.centre_y), degrees, 1.0)
+        rolled = as_image(
+            cv2.warpAffine(frame, turn, (360, 360), borderMode=cv2.BORDER_REFLECT_101)
+        )
+        geometry = tracker.update(rolled)
+        assert geometry is not None, f"lost at {degrees:.1f}°"
+        truth = FRAME0_ROLL_DEGREES - degrees
+        assert abs(math.degrees(geometry.angle) - truth) <= ROLL_TOLERANCE_DEGREES
+        moved = math.hypot(
+            geometry.centre_x - upright.centre_x, geometry.centre_y - upright.centre_y
+        )
+        assert moved < 8
 
 
 def _shift(dx: float, dy: float) -> npt.NDArray[np.float64]:
