@@ -72,15 +72,20 @@ def clip_frames() -> list[Image]:
 
 
 @pytest.fixture(scope="module")
+def clip_truths(clip_frames: list[Image]) -> list[tuple[float, float, float]]:
+    return _true_mouths(clip_frames)
+
+
+@pytest.fixture(scope="module")
 def clip_track(clip_frames: list[Image]) -> list[MouthGeometry | None]:
     return track_mouths(clip_frames)
 
 
 @needs_clip
 def test_mouth_found_and_placed_on_face_frames(
-    clip_frames: list[Image], clip_track: list[MouthGeometry | None]
+    clip_truths: list[tuple[float, float, float]], clip_track: list[MouthGeometry | None]
 ) -> None:
-    truths = _true_mouths(clip_frames)
+    truths = clip_truths
     located = 0
     for geometry, (x, y, roll) in zip(clip_track, truths, strict=False):
         assert geometry is not None
@@ -91,6 +96,22 @@ def test_mouth_found_and_placed_on_face_frames(
         assert abs(math.degrees(geometry.angle) - roll) <= ROLL_TOLERANCE_DEGREES
         located += geometry.source == "locator"
     assert located >= 0.9 * len(truths)
+
+
+@needs_clip
+def test_grey_frames_use_the_smile_cascade(
+    clip_frames: list[Image], clip_truths: list[tuple[float, float, float]]
+) -> None:
+    # Without colour there is no lip redness; the smile cascade has to find the mouth alone.
+    grey = [as_image(cv2.cvtColor(f, cv2.COLOR_BGR2GRAY)) for f in clip_frames[:40]]
+    truths = clip_truths[:40]
+    track = track_mouths(grey)
+    errors = []
+    for geometry, (x, y, _) in zip(track, truths, strict=True):
+        assert geometry is not None
+        assert geometry.source == "locator"
+        errors.append(math.hypot(geometry.centre_x - x, geometry.centre_y - y))
+    assert max(errors) <= POSITION_TOLERANCE
 
 
 @needs_clip
