@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -247,13 +247,10 @@ def track_mouths(frames: Iterable[npt.NDArray[np.uint8]]) -> list[MouthGeometry 
     return tracker.finish()
 
 
-_SMOOTHED_FIELDS = ("centre_x", "centre_y", "width", "angle", "chin_distance")
-
-
 def smooth_track(raw: list[MouthGeometry | None]) -> list[MouthGeometry | None]:
     """Bridge gaps of ≤ MAX_BRIDGED_GAP frames, then smooth each run of faces on its own.
 
-    A centred moving median removes single-frame outliers (a wrong smile hit, a face box that
+    A centred moving median removes single-frame outliers (a wrong lip blob, a face box that
     jumps), then a centred mean removes the remaining jitter; both are zero-phase, so the
     mouth does not lag behind the head. Runs are smoothed separately: nothing leaks across a
     face-less stretch, which stays None.
@@ -262,58 +259,62 @@ def smooth_track(raw: list[MouthGeometry | None]) -> list[MouthGeometry | None]:
     smoothed: list[MouthGeometry | None] = list(track)
     for start, stop in _runs(track):
         run = [g for g in track[start:stop] if g is not None]
-        values = np.array([[getattr(g, f) for f in _SMOOTHED_FIELDS] for g in run])
-        values = _centred_mean(_centred_median(values, _MEDIAN_WINDOW), _MEAN_WINDOW)
+        values = np.array([_values(g) for g in run])
+        values = _centred(_centred(values, _MEDIAN_WINDOW, np.median), _MEAN_WINDOW, np.mean)
         for offset, (geometry, row) in enumerate(zip(run, values, strict=True)):
-            centre_x, centre_y, width, angle, chin_distance = map(float, row)
-            smoothed[start + offset] = replace(
-                geometry,
-                centre_x=centre_x,
-                centre_y=centre_y,
-                width=width,
-                angle=angle,
-                chin_distance=chin_distance,
+            smoothed[start + offset] = _with_values(
+                geometry, row, geometry.face, geometry.source, geometry.interpolated
             )
     return smoothed
 
 
+def _values(geometry: MouthGeometry) -> npt.NDArray[np.float64]:
+    """The smoothed quantities, in the order `_with_values` takes them back."""
+    g = geometry
+    return np.array([g.centre_x, g.centre_y, g.width, g.angle, g.chin_distance])
+
+
+def _with_values(
+    geometry: MouthGeometry,
+    row: npt.NDArray[np.float64],
+    face: FaceBox,
+    source: Literal["locator", "proportions"],
+    interpolated: bool,
+) -> MouthGeometry:
+    centre_x, centre_y, width, angle, chin_distance = map(float, row)
+    return replace(
+        geometry,
+        centre_x=centre_x,
+        centre_y=centre_y,
+        width=width,
+        angle=angle,
+        chin_distance=chin_distance,
+        face=face,
+        source=source,
+        interpolated=interpolated,
+    )
+
+
 def _bridge_gaps(raw: list[MouthGeometry | None]) -> list[MouthGeometry | None]:
+    """Linear interpolation across gaps of at most MAX_BRIDGED_GAP frames."""
     track = list(raw)
     known = [i for i, g in enumerate(raw) if g is not None]
     for before, after in itertools.pairwise(known):
         gap = after - before - 1
-        if not 1 <= gap <= MAX_BRIDGED_GAP:
-            continue
         first, last = raw[before], raw[after]
-        assert first is not None
-        assert last is not None
+        if not 1 <= gap <= MAX_BRIDGED_GAP or first is None or last is None:
+            continue
+        # "locator" only if both ends were located: an interpolated mouth is no better.
+        both_located = first.source == last.source == "locator"
+        source: Literal["locator", "proportions"] = "locator" if both_located else "proportions"
+        box_first = np.array([first.face.x, first.face.y, first.face.width, first.face.height])
+        box_last = np.array([last.face.x, last.face.y, last.face.width, last.face.height])
         for step in range(1, gap + 1):
-            track[before + step] = _blend(first, last, step / (gap + 1))
+            t = step / (gap + 1)
+            box = FaceBox(*map(float, box_first + (box_last - box_first) * t))
+            row = _values(first) + (_values(last) - _values(first)) * t
+            track[before + step] = _with_values(first, row, box, source, interpolated=True)
     return track
-
-
-def _blend(first: MouthGeometry, last: MouthGeometry, t: float) -> MouthGeometry:
-    def mix(a: float, b: float) -> float:
-        return a + (b - a) * t
-
-    face = FaceBox(
-        mix(first.face.x, last.face.x),
-        mix(first.face.y, last.face.y),
-        mix(first.face.width, last.face.width),
-        mix(first.face.height, last.face.height),
-    )
-    values = {f: mix(getattr(first, f), getattr(last, f)) for f in _SMOOTHED_FIELDS}
-    both_located = first.source == last.source == "locator"
-    return MouthGeometry(
-        centre_x=values["centre_x"],
-        centre_y=values["centre_y"],
-        width=values["width"],
-        angle=values["angle"],
-        chin_distance=values["chin_distance"],
-        face=face,
-        source="locator" if both_located else "proportions",
-        interpolated=True,
-    )
 
 
 def _runs(track: list[MouthGeometry | None]) -> list[tuple[int, int]]:
@@ -329,16 +330,10 @@ def _runs(track: list[MouthGeometry | None]) -> list[tuple[int, int]]:
     return runs
 
 
-def _centred_median(values: npt.NDArray[np.float64], window: int) -> npt.NDArray[np.float64]:
-    return _centred(values, window, np.median)
-
-
-def _centred_mean(values: npt.NDArray[np.float64], window: int) -> npt.NDArray[np.float64]:
-    return _centred(values, window, np.mean)
-
-
 def _centred(
-    values: npt.NDArray[np.float64], window: int, reduce: object
+    values: npt.NDArray[np.float64],
+    window: int,
+    reduce: Callable[..., npt.NDArray[np.float64]],
 ) -> npt.NDArray[np.float64]:
     """Centred window per row; it shrinks symmetrically at the run's ends (no edge padding bias)."""
     half = window // 2
@@ -346,6 +341,5 @@ def _centred(
     count = values.shape[0]
     for index in range(count):
         reach = min(half, index, count - 1 - index)
-        segment = values[index - reach : index + reach + 1]
-        out[index] = reduce(segment, axis=0)  # type: ignore[operator]
+        out[index] = reduce(values[index - reach : index + reach + 1], axis=0)
     return out
