@@ -6,9 +6,10 @@ memory does not grow with the clip. Encoding writes H.264 ``yuv420p`` + AAC in a
 whose bytes depend only on the input and on the FFmpeg/x264 build bundled in the PyAV wheel:
 
 - x264 runs single-threaded with fixed parameters (thread scheduling changes its decisions);
-- x264's SIMD is capped at AVX2 (``asm=``): with AVX-512 enabled, natural images were seen to
-  encode to different bytes in different processes on the same machine. ``"none"`` (plain C,
-  ``no-asm``) is the fallback, byte-identical too but several times slower;
+- x264's SIMD is capped at AVX2 (``asm=``): with AVX-512 enabled, natural images were once seen
+  to encode to different bytes in different processes on the same machine. ``"none"`` (plain
+  C, ``no-asm``) is the fallback: byte-identical too, about 3.5x slower at 640x480. Note that
+  x264 takes a misspelt ``asm=`` list as "no SIMD" without an error (a test guards the list);
 - ``+bitexact`` on the muxer and codecs keeps version strings out; creation time stays zero.
 """
 
