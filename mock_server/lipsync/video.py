@@ -16,13 +16,13 @@ whose bytes depend only on the input and on the FFmpeg/x264 build bundled in the
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from types import TracebackType
 from typing import BinaryIO, Final, Literal
 
 import av
@@ -113,11 +113,7 @@ def probe_video(source: MediaSource, max_seconds: float = MAX_SECONDS) -> VideoI
     with _open(source) as container:
         stream = container.streams.video[0]
         try:
-            decoded = []
-            for frame in container.decode(stream):
-                decoded.append(frame)
-                if len(decoded) == 2:
-                    break
+            decoded = list(itertools.islice(container.decode(stream), 2))
         except av.FFmpegError as error:
             raise ValueError(f"{name}: the video does not decode: {error}") from error
         if not decoded:
@@ -169,6 +165,7 @@ def iter_frames(source: MediaSource, fps: Fraction | None = None) -> Iterator[ND
         stream = container.streams.video[0]
         # No frame threading: with it, FFmpeg drops a mid-stream decoding error and the clip
         # silently ends early (seen on a truncated mp4); slice threads report errors.
+        stream.thread_type = "SLICE"
         rate = Fraction(fps or stream.average_rate or stream.guessed_rate or 0)
         if rate <= 0:
             raise ValueError(f"{name}: the video has no usable frame rate")
@@ -346,12 +343,7 @@ class Mp4Writer:
     def __enter__(self) -> Mp4Writer:
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         if exc_type is None:
             self.close()
         else:
