@@ -33,7 +33,15 @@ from numpy.typing import NDArray
 
 from mock_server.lipsync.audio import decode_audio
 
-__all__ = ["Mp4Writer", "VideoInfo", "X264Simd", "iter_frames", "probe_video", "transcode"]
+__all__ = [
+    "Mp4Writer",
+    "VideoInfo",
+    "X264Simd",
+    "iter_frames",
+    "probe_video",
+    "transcode",
+    "upright",
+]
 
 MediaSource = str | Path | BinaryIO
 X264Simd = Literal["avx2", "none"]
