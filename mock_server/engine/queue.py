@@ -197,7 +197,7 @@ class QueueEngine:
             self._finish(job, now, CANCELLED)
             return "CANCELLATION_REQUESTED"
 
-    def run_now(self, payload: LipsyncInput, app_id: str) -> tuple[str, Job]:
+    def run_now(self, payload: LipsyncInput, app_id: str) -> Job:
         """A sync run: no queue; the caller waits on ``sync_outcome``."""
         with self._lock:
             now = self.clock.now()
@@ -205,7 +205,7 @@ class QueueEngine:
             job = self._new_job(payload, app_id, options, now)
             job.sync = True
             self._start(job, now)
-            return job.request_id, job
+            return job
 
     def sync_outcome(self, job: Job) -> Outcome | None:
         with self._lock:

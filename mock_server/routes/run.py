@@ -24,11 +24,11 @@ _WAIT_STEP = 0.01  # how often a sync run re-checks a result engine that is stil
 
 
 async def _run(engine: QueueEngine, payload: InputBody, app_id: str) -> tuple[str, Outcome]:
-    request_id, job = engine.run_now(payload, app_id)
+    job = engine.run_now(payload, app_id)
     # Polling, not an Event: the engine is plain sync code and may finish in a worker process.
     while (outcome := engine.sync_outcome(job)) is None:  # noqa: ASYNC110
         await asyncio.sleep(_WAIT_STEP)
-    return request_id, outcome
+    return job.request_id, outcome
 
 
 @router.post("/{owner}/{alias}")
