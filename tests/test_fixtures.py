@@ -16,16 +16,25 @@ from typing import Any
 import av
 import pytest
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+from mock_server.lipsync.examples import EXAMPLE_AUDIO_PATH, EXAMPLE_VIDEO_PATH
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "fixtures"
 MEDIA = FIXTURES / "media"
 BROKEN = MEDIA / "broken"
+EXAMPLES = EXAMPLE_VIDEO_PATH.parent
 PROVENANCE: dict[str, Any] = json.loads((FIXTURES / "provenance.json").read_text())
 FILES: dict[str, dict[str, Any]] = {f["path"]: f for f in PROVENANCE["files"]}
+"""Provenance by path relative to the repository root."""
+
+
+def rel(path: Path) -> str:
+    return path.relative_to(ROOT).as_posix()
 
 
 @pytest.mark.parametrize("rel", sorted(FILES))
 def test_file_matches_provenance(rel: str) -> None:
-    path = FIXTURES / rel
+    path = ROOT / rel
     assert path.is_file(), f"{rel} is listed in provenance.json but missing"
     data = path.read_bytes()
     assert len(data) == FILES[rel]["size"]
@@ -35,8 +44,19 @@ def test_file_matches_provenance(rel: str) -> None:
 
 
 def test_every_media_file_is_in_provenance() -> None:
-    on_disk = {p.relative_to(FIXTURES).as_posix() for p in MEDIA.rglob("*") if p.is_file()}
+    examples = [p for p in EXAMPLES.iterdir() if p.suffix in (".mp4", ".wav")]
+    on_disk = {rel(p) for p in [*MEDIA.rglob("*"), *examples] if p.is_file()}
     assert on_disk == set(FILES)
+
+
+def test_examples_are_package_data() -> None:
+    """The wheel ships the examples: the package-data globs cover exactly the media there."""
+    import tomllib
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    globs = pyproject["tool"]["setuptools"]["package-data"]["mock_server.lipsync.examples"]
+    packaged = {p for pattern in globs for p in EXAMPLES.glob(pattern)}
+    assert packaged == {EXAMPLE_VIDEO_PATH, EXAMPLE_AUDIO_PATH}
 
 
 def test_fixtures_stay_small() -> None:
@@ -44,8 +64,8 @@ def test_fixtures_stay_small() -> None:
 
 
 def test_face_talking_decodes() -> None:
-    info = FILES["media/face_talking.mp4"]
-    with av.open(str(MEDIA / "face_talking.mp4")) as c:
+    info = FILES[rel(EXAMPLE_VIDEO_PATH)]
+    with av.open(str(EXAMPLE_VIDEO_PATH)) as c:
         assert "mp4" in c.format.name
         video, audio = c.streams.video[0], c.streams.audio[0]
         assert video.codec_context.name == "h264"
@@ -59,11 +79,16 @@ def test_face_talking_decodes() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "seconds"),
-    [("speech.wav", 4.0), ("speech_other.wav", 4.0), ("speech_long.wav", 7.8)],
+    ("path", "seconds"),
+    [
+        (EXAMPLE_AUDIO_PATH, 4.0),
+        (MEDIA / "speech_other.wav", 4.0),
+        (MEDIA / "speech_long.wav", 7.8),
+    ],
+    ids=lambda value: value.name if isinstance(value, Path) else str(value),
 )
-def test_speech_wav_format(name: str, seconds: float) -> None:
-    with wave.open(str(MEDIA / name)) as w:
+def test_speech_wav_format(path: Path, seconds: float) -> None:
+    with wave.open(str(path)) as w:
         assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (16000, 1, 2)
         assert abs(w.getnframes() - seconds * 16000) <= 1
         pcm = w.readframes(w.getnframes())
@@ -71,7 +96,7 @@ def test_speech_wav_format(name: str, seconds: float) -> None:
 
 
 def test_speech_differs_from_control() -> None:
-    assert (MEDIA / "speech.wav").read_bytes() != (MEDIA / "speech_other.wav").read_bytes()
+    assert EXAMPLE_AUDIO_PATH.read_bytes() != (MEDIA / "speech_other.wav").read_bytes()
 
 
 @pytest.mark.parametrize("name", ["not_media.mp4", "empty.mp4", "corrupt_header.mp4"])

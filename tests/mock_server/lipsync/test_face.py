@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
+from mock_server.lipsync.examples import EXAMPLE_VIDEO_PATH
 from mock_server.lipsync.face import (
     FaceBox,
     FaceDetector,
@@ -27,7 +28,7 @@ from mock_server.lipsync.face import (
 )
 from mock_server.lipsync.mouth import as_image
 
-CLIP = Path(__file__).resolve().parents[3] / "fixtures" / "media" / "face_talking.mp4"
+CLIP = EXAMPLE_VIDEO_PATH
 FACE_FRAMES = 75  # frames 0-74 show the face, 75-99 do not (fixtures/provenance.json)
 
 # Measured by eye on frame 0 of the clip at 5x zoom: the lip line's centre (middle of the open
@@ -39,7 +40,7 @@ ROLL_TOLERANCE_DEGREES = 6.0
 
 Image = npt.NDArray[np.uint8]
 
-needs_clip = pytest.mark.skipif(not CLIP.exists(), reason="fixtures/media/face_talking.mp4 missing")
+needs_clip = pytest.mark.skipif(not CLIP.exists(), reason=f"{CLIP} missing")
 
 
 def _decode(path: Path) -> list[Image]:
@@ -67,7 +68,7 @@ def _true_mouths(frames: list[Image]) -> list[tuple[float, float, float]]:
 @pytest.fixture(scope="module")
 def clip_frames() -> list[Image]:
     if not CLIP.exists():
-        pytest.skip("fixtures/media/face_talking.mp4 missing")
+        pytest.skip(f"{CLIP} missing")
     return _decode(CLIP)
 
 

@@ -13,11 +13,12 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
+from mock_server.lipsync.examples import EXAMPLE_VIDEO_PATH
 from mock_server.lipsync.video import Mp4Writer, iter_frames, probe_video, transcode, upright
 from mock_server.media.probe import probe_mp4
 
 FIXTURES = Path(__file__).parents[3] / "fixtures" / "media"
-FACE = FIXTURES / "face_talking.mp4"
+FACE = EXAMPLE_VIDEO_PATH
 
 
 def pattern(index: int, width: int, height: int) -> NDArray[np.uint8]:
