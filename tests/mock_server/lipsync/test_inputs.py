@@ -1,0 +1,448 @@
+"""The input resolver: each source kind, the limits, every broken fixture in the right field."""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import pickle
+import time
+import urllib.parse
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from contracts.schemas import EXAMPLE_AUDIO_URL, EXAMPLE_VIDEO_URL, ValidationErrorBody
+from mock_server.lipsync.examples import EXAMPLE_AUDIO_PATH, EXAMPLE_VIDEO_PATH
+from mock_server.lipsync.inputs import (
+    InputConfig,
+    InputError,
+    InputField,
+    ResolvedMedia,
+    resolve_input,
+    resolve_inputs,
+)
+from mock_server.storage import FileStore
+
+MEDIA = Path(__file__).resolve().parents[3] / "fixtures" / "media"
+BROKEN = MEDIA / "broken"
+REMOTE_VIDEO = "https://media.example/clip.mp4"
+
+
+@pytest.fixture
+def work_dir(tmp_path: Path) -> Path:
+    return tmp_path / "work"
+
+
+@pytest.fixture
+def store() -> FileStore:
+    counter = itertools.count(1)
+    return FileStore(lambda: f"{next(counter):032x}", max_file_bytes=10_000_000)
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """An allowed file root holding the example clip and speech."""
+    directory = tmp_path / "root"
+    directory.mkdir()
+    (directory / "clip.mp4").write_bytes(EXAMPLE_VIDEO_PATH.read_bytes())
+    (directory / "speech.wav").write_bytes(EXAMPLE_AUDIO_PATH.read_bytes())
+    return directory
+
+
+def data_uri(path: Path, mime: str = "application/octet-stream") -> str:
+    return f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}"
+
+
+def expect_error(field: InputField, error_type: str, url: str, **kwargs: object) -> InputError:
+    """Resolve ``url`` and check the error and its fal 422 body; returns the error."""
+    with pytest.raises(InputError) as caught:
+        resolve_input(field, url, **kwargs)  # type: ignore[arg-type]
+    error = caught.value
+    assert (error.field, error.type) == (field, error_type), error.msg
+    body = error.to_body()
+    assert ValidationErrorBody.model_validate(body).detail[0].type == error_type
+    [item] = body["detail"]
+    assert item["loc"] == ["body", field] and item["msg"] == error.msg and error.msg
+    assert item["url"] == f"https://docs.fal.ai/errors/#{error_type}"
+    assert set(item) <= {"loc", "msg", "type", "url", "ctx"}
+    return error
+
+
+def leftovers(work_dir: Path) -> list[str]:
+    return sorted(p.name for p in work_dir.iterdir()) if work_dir.exists() else []
+
+
+# -- sources ----------------------------------------------------------------------------------
+
+
+def test_the_documented_example_works_offline(work_dir: Path) -> None:
+    video, audio = resolve_inputs(EXAMPLE_VIDEO_URL, EXAMPLE_AUDIO_URL, work_dir=work_dir)
+    assert video == ResolvedMedia(
+        EXAMPLE_VIDEO_PATH,
+        "video",
+        EXAMPLE_VIDEO_PATH.stat().st_size,
+        4.0,
+        "example face_talking.mp4",
+    )
+    assert (audio.path, audio.kind, audio.duration_s) == (EXAMPLE_AUDIO_PATH, "audio", 4.0)
+    assert leftovers(work_dir) == []  # bundled files are used in place
+
+
+def test_base64_data_uris(work_dir: Path) -> None:
+    video, audio = resolve_inputs(
+        data_uri(EXAMPLE_VIDEO_PATH, "video/mp4"),
+        data_uri(EXAMPLE_AUDIO_PATH, "audio/wav"),
+        work_dir=work_dir,
+    )
+    assert video.path == work_dir / "video_url.media" and audio.path == work_dir / "audio_url.media"
+    assert video.path.read_bytes() == EXAMPLE_VIDEO_PATH.read_bytes()
+    assert audio.path.read_bytes() == EXAMPLE_AUDIO_PATH.read_bytes()
+    assert video.source == "data: URI (video/mp4, base64)" and video.duration_s == 4.0
+    assert leftovers(work_dir) == ["audio_url.media", "video_url.media"]  # no temporary files
+
+
+def test_percent_encoded_data_uris(work_dir: Path) -> None:
+    raw = EXAMPLE_AUDIO_PATH.read_bytes()
+    plain = "data:audio/wav," + urllib.parse.quote_from_bytes(raw)
+    assert resolve_input("audio_url", plain, work_dir=work_dir).path.read_bytes() == raw
+    # Base64 whose "+", "/" and "=" were percent-encoded on the way.
+    quoted = "data:audio/wav;base64," + urllib.parse.quote(base64.b64encode(raw).decode(), safe="")
+    assert "%2B" in quoted or "%2F" in quoted
+    assert resolve_input("audio_url", quoted, work_dir=work_dir).size == len(raw)
+
+
+def test_files_in_the_mock_storage(work_dir: Path, store: FileStore) -> None:
+    stored = store.put(EXAMPLE_VIDEO_PATH.read_bytes(), "video/mp4", "face.mp4")
+    urls = [
+        stored.ref,
+        f"http://127.0.0.1:8443/cdn/files/{stored.file_id}/face.mp4",
+        f"https://v3.fal.media/files/{stored.file_id}/face.mp4",
+    ]
+    for url in urls:  # remote fetching is off, yet the mock's own file URLs resolve
+        resolved = resolve_input("video_url", url, work_dir=work_dir, store=store)
+        assert resolved.path.read_bytes() == EXAMPLE_VIDEO_PATH.read_bytes()
+        assert resolved.source == f"mock storage {stored.file_id}/face.mp4"
+
+
+def test_a_missing_stored_file(work_dir: Path, store: FileStore) -> None:
+    error = expect_error(
+        "video_url", "file_download_error", f"fal-mock-file://{'ab' * 16}/gone.mp4",
+        work_dir=work_dir, store=store,
+    )  # fmt: skip
+    assert "not in the mock's storage" in error.msg
+
+
+def test_file_urls_under_the_root_are_used_in_place(work_dir: Path, root: Path) -> None:
+    config = InputConfig(file_root=root)
+    video, audio = resolve_inputs(
+        (root / "clip.mp4").as_uri(),
+        (root / "speech.wav").as_uri(),
+        work_dir=work_dir,
+        config=config,
+    )
+    assert (video.path, audio.path) == (root / "clip.mp4", root / "speech.wav")
+    assert leftovers(work_dir) == []
+    alias = "file://localhost" + urllib.parse.quote(str(root / "sub" / ".." / "clip.mp4"))
+    assert resolve_input("video_url", alias, work_dir=work_dir, config=config).path == video.path
+    (root / "link.mp4").symlink_to(root / "clip.mp4")  # a symlink that stays inside is fine
+    linked = resolve_input(
+        "video_url", (root / "link.mp4").as_uri(), work_dir=work_dir, config=config
+    )
+    assert linked.path == video.path
+
+
+def test_file_urls_are_refused_without_a_root(work_dir: Path, root: Path) -> None:
+    error = expect_error(
+        "video_url", "file_download_error", (root / "clip.mp4").as_uri(), work_dir=work_dir
+    )
+    assert "no file root" in error.msg
+
+
+@pytest.mark.parametrize(
+    "make_url",
+    [
+        pytest.param(lambda root: f"file://{root}/../outside.mp4", id="dotdot"),
+        pytest.param(lambda root: f"file://{root}/%2e%2e/outside.mp4", id="encoded-dotdot"),
+        pytest.param(lambda root: f"file://{root}/link.mp4", id="symlink-out"),
+        pytest.param(lambda root: f"file://{root}/linkdir/outside.mp4", id="symlinked-dir-out"),
+        pytest.param(lambda root: f"file://{root}-sibling/outside.mp4", id="prefix-sibling"),
+    ],
+)
+def test_file_urls_cannot_escape_the_root(
+    work_dir: Path, root: Path, make_url: object, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.mp4"
+    outside.write_bytes(EXAMPLE_VIDEO_PATH.read_bytes())
+    sibling = tmp_path / "root-sibling"
+    sibling.mkdir()
+    (sibling / "outside.mp4").write_bytes(outside.read_bytes())
+    (root / "link.mp4").symlink_to(outside)
+    (root / "linkdir").symlink_to(tmp_path)
+    url = make_url(root)  # type: ignore[operator]
+    config = InputConfig(file_root=root)
+    error = expect_error("video_url", "file_download_error", url, work_dir=work_dir, config=config)
+    assert "outside the allowed file root" in error.msg
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("file://elsewhere/clip.mp4", "not a local absolute file:// URL"),
+        ("file:clip.mp4", "not a local absolute file:// URL"),
+        ("file://{root}/missing.mp4", "no such file"),
+        ("file://{root}", "not a regular file"),  # the root itself
+    ],
+)
+def test_file_url_problems(work_dir: Path, root: Path, url: str, message: str) -> None:
+    config = InputConfig(file_root=root)
+    error = expect_error(
+        "video_url", "file_download_error", url.format(root=root), work_dir=work_dir, config=config
+    )
+    assert message in error.msg
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/clip.mp4", "clip.mp4", "s3://bucket/clip.mp4"])
+def test_unsupported_schemes(work_dir: Path, url: str) -> None:
+    error = expect_error("video_url", "file_download_error", url, work_dir=work_dir)
+    assert "unsupported URL scheme" in error.msg
+
+
+# -- remote -----------------------------------------------------------------------------------
+
+
+def serving(transport: httpx.MockTransport) -> httpx.Client:
+    return httpx.Client(transport=transport)
+
+
+def test_remote_fetching_is_off_by_default(work_dir: Path) -> None:
+    def unreachable(request: httpx.Request) -> httpx.Response:
+        raise AssertionError("no request may leave the resolver")
+
+    error = expect_error(
+        "video_url", "file_download_error", REMOTE_VIDEO,
+        work_dir=work_dir, http_client=serving(httpx.MockTransport(unreachable)),
+    )  # fmt: skip
+    assert "remote URLs is disabled" in error.msg
+
+
+def test_remote_download(work_dir: Path) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        if request.url.path == "/old.mp4":
+            return httpx.Response(302, headers={"Location": REMOTE_VIDEO})
+        return httpx.Response(200, content=EXAMPLE_VIDEO_PATH.read_bytes())
+
+    client = serving(httpx.MockTransport(handler))
+    resolved = resolve_input(
+        "video_url", "https://media.example/old.mp4",
+        work_dir=work_dir, config=InputConfig(allow_remote=True), http_client=client,
+    )  # fmt: skip
+    assert seen == ["https://media.example/old.mp4", REMOTE_VIDEO]
+    assert resolved.path.read_bytes() == EXAMPLE_VIDEO_PATH.read_bytes()
+    assert resolved.source == "download https://media.example/old.mp4"
+
+
+def test_remote_http_error(work_dir: Path) -> None:
+    client = serving(httpx.MockTransport(lambda request: httpx.Response(404)))
+    error = expect_error(
+        "video_url", "file_download_error", REMOTE_VIDEO,
+        work_dir=work_dir, config=InputConfig(allow_remote=True), http_client=client,
+    )  # fmt: skip
+    assert "HTTP 404" in error.msg
+
+
+def test_remote_network_error(work_dir: Path) -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("connection refused", request=request)
+
+    error = expect_error(
+        "video_url", "file_download_error", REMOTE_VIDEO, work_dir=work_dir,
+        config=InputConfig(allow_remote=True), http_client=serving(httpx.MockTransport(refuse)),
+    )  # fmt: skip
+    assert "connection refused" in error.msg
+
+
+def drip(chunks: int, size: int, pause: float = 0.0) -> Iterator[bytes]:
+    for _ in range(chunks):
+        time.sleep(pause)
+        yield b"\0" * size
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "streamed"])
+def test_remote_size_limit(work_dir: Path, declared: bool) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if declared:
+            return httpx.Response(200, content=b"\0" * 5000)
+        return httpx.Response(200, content=drip(100, 1000))  # chunked: no Content-Length
+
+    config = InputConfig(allow_remote=True, max_bytes=4096)
+    error = expect_error(
+        "video_url", "file_too_large", REMOTE_VIDEO, work_dir=work_dir, config=config,
+        http_client=serving(httpx.MockTransport(handler)),
+    )  # fmt: skip
+    assert error.ctx == {"max_size": 4096}
+    assert leftovers(work_dir) == []  # the partial download is gone
+
+
+def test_remote_deadline(work_dir: Path) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=drip(50, 10, pause=0.01))
+
+    config = InputConfig(allow_remote=True, fetch_timeout_s=0.05)
+    error = expect_error(
+        "video_url", "file_download_error", REMOTE_VIDEO, work_dir=work_dir, config=config,
+        http_client=serving(httpx.MockTransport(handler)),
+    )  # fmt: skip
+    assert "took over 0.05 s" in error.msg
+    assert leftovers(work_dir) == []
+
+
+# -- limits -----------------------------------------------------------------------------------
+
+
+def test_data_uri_size_is_checked_before_decoding(work_dir: Path) -> None:
+    config = InputConfig(max_bytes=1000)
+    # Not even valid base64: the size check must come first, so this says "too large".
+    error = expect_error(
+        "video_url", "file_too_large", "data:video/mp4;base64," + "!" * 2000,
+        work_dir=work_dir, config=config,
+    )  # fmt: skip
+    assert error.ctx == {"max_size": 1000} and "1500 bytes" in error.msg
+    expect_error(
+        "audio_url", "file_too_large", "data:audio/wav," + "%00" * 1001,
+        work_dir=work_dir, config=config,
+    )  # fmt: skip
+    assert leftovers(work_dir) == []
+
+
+def test_size_limit_for_stored_and_local_files(
+    work_dir: Path, store: FileStore, root: Path
+) -> None:
+    config = InputConfig(max_bytes=1000, file_root=root)
+    stored = store.put(EXAMPLE_AUDIO_PATH.read_bytes(), "audio/wav", "speech.wav")
+    for url in [stored.ref, (root / "speech.wav").as_uri(), EXAMPLE_AUDIO_URL]:
+        expect_error(
+            "audio_url", "file_too_large", url, work_dir=work_dir, store=store, config=config
+        )
+
+
+def test_bad_base64(work_dir: Path) -> None:
+    error = expect_error("video_url", "file_download_error", "data:;base64,AAA*", work_dir=work_dir)
+    assert "not valid base64" in error.msg
+    expect_error("video_url", "file_download_error", "data:video/mp4;base64", work_dir=work_dir)
+
+
+@pytest.mark.parametrize(
+    ("field", "url", "error_type"),
+    [
+        ("video_url", EXAMPLE_VIDEO_URL, "video_duration_too_long"),
+        ("audio_url", EXAMPLE_AUDIO_URL, "audio_duration_too_long"),
+    ],
+)
+def test_duration_limit(work_dir: Path, field: InputField, url: str, error_type: str) -> None:
+    config = InputConfig(max_seconds=3.5)
+    error = expect_error(field, error_type, url, work_dir=work_dir, config=config)
+    assert error.ctx == {"max_duration": 3.5} and "4.0 s long" in error.msg
+
+
+def test_config_is_checked() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        InputConfig(max_bytes=0)
+
+
+# -- content, not names -----------------------------------------------------------------------
+
+BROKEN_CASES = [
+    ("audio_only.m4a", "video_url", "no video stream"),
+    ("corrupt_header.mp4", "video_url", "not decodable media"),
+    ("corrupt_header.mp4", "audio_url", "not decodable media"),
+    ("empty.mp4", "video_url", "empty"),
+    ("empty.mp4", "audio_url", "empty"),
+    ("image.png", "video_url", "still image"),
+    ("image.png", "audio_url", "no audio stream"),
+    ("not_media.mp4", "video_url", "not decodable media"),
+    ("not_media.mp4", "audio_url", "not decodable media"),
+    ("truncated.mp4", "video_url", "truncated"),
+    ("truncated.mp4", "audio_url", "truncated"),
+    ("video_only.mp4", "audio_url", "no audio stream"),
+]
+
+
+@pytest.mark.parametrize(("name", "field", "message"), BROKEN_CASES)
+@pytest.mark.parametrize("via", ["file", "data"])
+def test_broken_fixtures(
+    work_dir: Path, name: str, field: InputField, message: str, via: str
+) -> None:
+    path = BROKEN / name
+    url = path.as_uri() if via == "file" else data_uri(path)
+    error = expect_error(
+        field, f"unsupported_{field[:5]}_format", url,
+        work_dir=work_dir, config=InputConfig(file_root=MEDIA),
+    )  # fmt: skip
+    assert message in error.msg
+    assert str(work_dir) not in error.msg and str(MEDIA) not in error.msg
+
+
+def test_broken_only_for_the_other_field(work_dir: Path) -> None:
+    config = InputConfig(file_root=MEDIA)
+    video = resolve_input(
+        "video_url", (BROKEN / "video_only.mp4").as_uri(), work_dir=work_dir, config=config
+    )
+    audio = resolve_input(
+        "audio_url", (BROKEN / "audio_only.m4a").as_uri(), work_dir=work_dir, config=config
+    )
+    assert (video.kind, video.duration_s) == ("video", 1.0)
+    assert audio.kind == "audio" and abs(audio.duration_s - 4.0) < 0.1
+
+
+def test_a_video_with_sound_is_an_audio_source(work_dir: Path) -> None:
+    resolved = resolve_input("audio_url", EXAMPLE_VIDEO_URL, work_dir=work_dir)
+    assert resolved.kind == "audio" and abs(resolved.duration_s - 4.0) < 0.05
+
+
+def test_extensions_and_mime_types_lie(work_dir: Path, root: Path) -> None:
+    (root / "clip.mp4").rename(root / "speech_really.wav")
+    (root / "speech.wav").rename(root / "clip_really.mp4")
+    config = InputConfig(file_root=root)
+    video, audio = resolve_inputs(
+        (root / "speech_really.wav").as_uri(),
+        (root / "clip_really.mp4").as_uri(),
+        work_dir=work_dir,
+        config=config,
+    )
+    assert (video.duration_s, audio.duration_s) == (4.0, 4.0)
+    resolve_input("video_url", data_uri(EXAMPLE_VIDEO_PATH, "audio/wav"), work_dir=work_dir)
+    expect_error(
+        "video_url", "unsupported_video_format", data_uri(EXAMPLE_AUDIO_PATH, "video/mp4"),
+        work_dir=work_dir,
+    )  # fmt: skip
+
+
+# -- the error --------------------------------------------------------------------------------
+
+
+def test_input_error_survives_a_worker_process() -> None:
+    error = InputError("audio_url", "too big", "file_too_large", {"max_size": 5})
+    copy = pickle.loads(pickle.dumps(error))
+    assert (copy.field, copy.msg, copy.type, copy.ctx) == (
+        "audio_url",
+        "too big",
+        "file_too_large",
+        {"max_size": 5},
+    )
+    assert str(copy) == "audio_url: too big"
+    assert copy.to_body() == {
+        "detail": [
+            {
+                "loc": ["body", "audio_url"],
+                "msg": "too big",
+                "type": "file_too_large",
+                "url": "https://docs.fal.ai/errors/#file_too_large",
+                "ctx": {"max_size": 5},
+            }
+        ]
+    }
