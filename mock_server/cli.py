@@ -1,4 +1,4 @@
-"""``fal-mock``: serve the mock, write or check openapi.yaml."""
+"""``fal-mock``: serve the mock, write or check openapi.yaml, score an mp4's lip sync."""
 
 from __future__ import annotations
 
@@ -46,7 +46,28 @@ def build_parser() -> argparse.ArgumentParser:
     spec = commands.add_parser("openapi", help="write openapi.yaml from the contract models")
     spec.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
     spec.add_argument("--output", help="path to write or check (default: the repo's file)")
+
+    sync = commands.add_parser(
+        "syncscore",
+        help="check an mp4's structure and how well its mouth follows its audio",
+        description="Exit 0 if the file passes, 1 if it does not, 2 if it cannot be read. "
+        "A positive lag means the mouth lags the audio.",
+    )
+    sync.add_argument("file", type=Path, help="the video to check (any mp4, ours or fal's)")
+    sync.add_argument("--json", action="store_true", help="print the report as JSON")
+    sync.add_argument("--min-score", type=float, default=0.8, help="pass threshold (default 0.8)")
+    sync.add_argument("--max-lag", type=int, default=10, help="lags scanned, in frames (10)")
+    sync.add_argument("--expect-fps", type=float, metavar="N", help="expected frame rate")
+    sync.add_argument("--expect-size", type=_size, metavar="WxH", help="expected frame size")
+    sync.add_argument("--expect-duration", type=float, metavar="S", help="expected seconds")
     return parser
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, sep, height = text.lower().partition("x")
+    if not (sep and width.isdigit() and height.isdigit()):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 640x480, got {text!r}")
+    return int(width), int(height)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -59,7 +80,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         status: int = openapi_main(forwarded)
         return status
+    if args.command == "syncscore":
+        return syncscore(args)
     return serve(vars(args))
+
+
+def syncscore(args: argparse.Namespace) -> int:
+    import json
+
+    # Lazy: PyAV and OpenCV load only for this command.
+    from mock_server.lipsync.syncscore import ExpectedOutput, score_file
+
+    width, height = args.expect_size or (None, None)
+    expected = ExpectedOutput(
+        width=width, height=height, fps=args.expect_fps, duration_s=args.expect_duration
+    )
+    try:
+        report = score_file(
+            args.file, expected=expected, min_score=args.min_score, max_lag=args.max_lag
+        )
+    except (ValueError, OSError) as error:
+        print(f"fal-mock syncscore: {error}", file=sys.stderr)
+        return 2
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.summary())
+    return 0 if report.passed else 1
 
 
 def serve(options: dict[str, Any]) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -89,3 +90,50 @@ def test_module_entry_point_shows_help() -> None:
     )
     assert done.returncode == 0
     assert "serve" in done.stdout and "openapi" in done.stdout
+
+
+@pytest.fixture(scope="module")
+def synced_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.mock_server.lipsync.test_syncscore import media, render_test_clip
+
+    speech = media("speech.wav")
+    path = tmp_path_factory.mktemp("syncscore") / "synced.mp4"
+    return render_test_clip(path, drive=speech, mux=speech)
+
+
+def test_syncscore_passes_a_synced_clip(
+    synced_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    expect = ["--expect-fps", "25", "--expect-size", "360x360", "--expect-duration", "4"]
+    assert main(["syncscore", str(synced_clip), *expect]) == 0
+    out = capsys.readouterr().out
+    assert "PASS" in out and "size" in out and "lag +0" in out
+
+
+def test_syncscore_json_and_exit_1_on_a_failing_clip(
+    synced_clip: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The same clip, held to a size it does not have.
+    assert main(["syncscore", str(synced_clip), "--json", "--expect-size", "640x480"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["passed"] is False and report["structure_ok"] is False
+    assert report["best_lag"] == 0 and report["score"] >= 0.8
+    assert report["reasons"] == ["structure: size"]
+
+
+def test_syncscore_exit_2_on_unreadable_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video\n")
+    assert main(["syncscore", str(text)]) == 2
+    assert "not decodable media" in capsys.readouterr().err
+    assert main(["syncscore", str(tmp_path / "missing.mp4")]) == 2
+    assert "No such file" in capsys.readouterr().err
+
+
+def test_syncscore_rejects_a_malformed_size(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["syncscore", "clip.mp4", "--expect-size", "640by480"])
+    assert exited.value.code == 2
+    assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
