@@ -7,8 +7,9 @@ import itertools
 import pickle
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -161,17 +162,17 @@ def test_file_urls_are_refused_without_a_root(work_dir: Path, root: Path) -> Non
 
 
 @pytest.mark.parametrize(
-    "make_url",
+    "url",
     [
-        pytest.param(lambda root: f"file://{root}/../outside.mp4", id="dotdot"),
-        pytest.param(lambda root: f"file://{root}/%2e%2e/outside.mp4", id="encoded-dotdot"),
-        pytest.param(lambda root: f"file://{root}/link.mp4", id="symlink-out"),
-        pytest.param(lambda root: f"file://{root}/linkdir/outside.mp4", id="symlinked-dir-out"),
-        pytest.param(lambda root: f"file://{root}-sibling/outside.mp4", id="prefix-sibling"),
+        "file://{root}/../outside.mp4",
+        "file://{root}/%2e%2e/outside.mp4",
+        "file://{root}/link.mp4",  # a symlink out of the root
+        "file://{root}/linkdir/outside.mp4",  # through a symlinked directory
+        "file://{root}-sibling/outside.mp4",  # a sibling whose name starts like the root
     ],
 )
 def test_file_urls_cannot_escape_the_root(
-    work_dir: Path, root: Path, make_url: object, tmp_path: Path
+    work_dir: Path, root: Path, url: str, tmp_path: Path
 ) -> None:
     outside = tmp_path / "outside.mp4"
     outside.write_bytes(EXAMPLE_VIDEO_PATH.read_bytes())
@@ -180,9 +181,10 @@ def test_file_urls_cannot_escape_the_root(
     (sibling / "outside.mp4").write_bytes(outside.read_bytes())
     (root / "link.mp4").symlink_to(outside)
     (root / "linkdir").symlink_to(tmp_path)
-    url = make_url(root)  # type: ignore[operator]
     config = InputConfig(file_root=root)
-    error = expect_error("video_url", "file_download_error", url, work_dir=work_dir, config=config)
+    error = expect_error(
+        "video_url", "file_download_error", url.format(root=root), work_dir=work_dir, config=config
+    )
     assert "outside the allowed file root" in error.msg
 
 
@@ -212,18 +214,18 @@ def test_unsupported_schemes(work_dir: Path, url: str) -> None:
 # -- remote -----------------------------------------------------------------------------------
 
 
-def serving(transport: httpx.MockTransport) -> httpx.Client:
-    return httpx.Client(transport=transport)
+def remote(handler: Callable[[httpx.Request], httpx.Response], **config: Any) -> dict[str, Any]:
+    """Resolver arguments: remote fetching on, every request answered by ``handler``."""
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    return {"config": InputConfig(allow_remote=True, **config), "http_client": client}
 
 
 def test_remote_fetching_is_off_by_default(work_dir: Path) -> None:
     def unreachable(request: httpx.Request) -> httpx.Response:
         raise AssertionError("no request may leave the resolver")
 
-    error = expect_error(
-        "video_url", "file_download_error", REMOTE_VIDEO,
-        work_dir=work_dir, http_client=serving(httpx.MockTransport(unreachable)),
-    )  # fmt: skip
+    off = remote(unreachable) | {"config": InputConfig()}
+    error = expect_error("video_url", "file_download_error", REMOTE_VIDEO, work_dir=work_dir, **off)
     assert "remote URLs is disabled" in error.msg
 
 
@@ -236,22 +238,18 @@ def test_remote_download(work_dir: Path) -> None:
             return httpx.Response(302, headers={"Location": REMOTE_VIDEO})
         return httpx.Response(200, content=EXAMPLE_VIDEO_PATH.read_bytes())
 
-    client = serving(httpx.MockTransport(handler))
-    resolved = resolve_input(
-        "video_url", "https://media.example/old.mp4",
-        work_dir=work_dir, config=InputConfig(allow_remote=True), http_client=client,
-    )  # fmt: skip
+    url = "https://media.example/old.mp4"
+    resolved = resolve_input("video_url", url, work_dir=work_dir, **remote(handler))
     assert seen == ["https://media.example/old.mp4", REMOTE_VIDEO]
     assert resolved.path.read_bytes() == EXAMPLE_VIDEO_PATH.read_bytes()
     assert resolved.source == "download https://media.example/old.mp4"
 
 
 def test_remote_http_error(work_dir: Path) -> None:
-    client = serving(httpx.MockTransport(lambda request: httpx.Response(404)))
+    missing = remote(lambda request: httpx.Response(404))
     error = expect_error(
-        "video_url", "file_download_error", REMOTE_VIDEO,
-        work_dir=work_dir, config=InputConfig(allow_remote=True), http_client=client,
-    )  # fmt: skip
+        "video_url", "file_download_error", REMOTE_VIDEO, work_dir=work_dir, **missing
+    )
     assert "HTTP 404" in error.msg
 
 
@@ -260,9 +258,8 @@ def test_remote_network_error(work_dir: Path) -> None:
         raise httpx.ConnectError("connection refused", request=request)
 
     error = expect_error(
-        "video_url", "file_download_error", REMOTE_VIDEO, work_dir=work_dir,
-        config=InputConfig(allow_remote=True), http_client=serving(httpx.MockTransport(refuse)),
-    )  # fmt: skip
+        "video_url", "file_download_error", REMOTE_VIDEO, work_dir=work_dir, **remote(refuse)
+    )
     assert "connection refused" in error.msg
 
 
@@ -279,11 +276,8 @@ def test_remote_size_limit(work_dir: Path, declared: bool) -> None:
             return httpx.Response(200, content=b"\0" * 5000)
         return httpx.Response(200, content=drip(100, 1000))  # chunked: no Content-Length
 
-    config = InputConfig(allow_remote=True, max_bytes=4096)
-    error = expect_error(
-        "video_url", "file_too_large", REMOTE_VIDEO, work_dir=work_dir, config=config,
-        http_client=serving(httpx.MockTransport(handler)),
-    )  # fmt: skip
+    limited = remote(handler, max_bytes=4096)
+    error = expect_error("video_url", "file_too_large", REMOTE_VIDEO, work_dir=work_dir, **limited)
     assert error.ctx == {"max_size": 4096}
     assert leftovers(work_dir) == []  # the partial download is gone
 
@@ -292,11 +286,10 @@ def test_remote_deadline(work_dir: Path) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         return httpx.Response(200, content=drip(50, 10, pause=0.01))
 
-    config = InputConfig(allow_remote=True, fetch_timeout_s=0.05)
+    slow = remote(handler, fetch_timeout_s=0.05)
     error = expect_error(
-        "video_url", "file_download_error", REMOTE_VIDEO, work_dir=work_dir, config=config,
-        http_client=serving(httpx.MockTransport(handler)),
-    )  # fmt: skip
+        "video_url", "file_download_error", REMOTE_VIDEO, work_dir=work_dir, **slow
+    )
     assert "took over 0.05 s" in error.msg
     assert leftovers(work_dir) == []
 
@@ -428,21 +421,9 @@ def test_extensions_and_mime_types_lie(work_dir: Path, root: Path) -> None:
 def test_input_error_survives_a_worker_process() -> None:
     error = InputError("audio_url", "too big", "file_too_large", {"max_size": 5})
     copy = pickle.loads(pickle.dumps(error))
-    assert (copy.field, copy.msg, copy.type, copy.ctx) == (
-        "audio_url",
-        "too big",
-        "file_too_large",
-        {"max_size": 5},
-    )
+    assert type(copy) is InputError and vars(copy) == vars(error)
     assert str(copy) == "audio_url: too big"
-    assert copy.to_body() == {
-        "detail": [
-            {
-                "loc": ["body", "audio_url"],
-                "msg": "too big",
-                "type": "file_too_large",
-                "url": "https://docs.fal.ai/errors/#file_too_large",
-                "ctx": {"max_size": 5},
-            }
-        ]
-    }
+    assert copy.to_body() == {"detail": [{
+        "loc": ["body", "audio_url"], "msg": "too big", "type": "file_too_large",
+        "url": "https://docs.fal.ai/errors/#file_too_large", "ctx": {"max_size": 5},
+    }]}  # fmt: skip
