@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import http.server
 import itertools
 import pickle
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -243,6 +245,34 @@ def test_remote_download(work_dir: Path) -> None:
     assert seen == ["https://media.example/old.mp4", REMOTE_VIDEO]
     assert resolved.path.read_bytes() == EXAMPLE_VIDEO_PATH.read_bytes()
     assert resolved.source == "download https://media.example/old.mp4"
+
+
+def test_remote_download_from_a_local_server(work_dir: Path) -> None:
+    """The resolver's own client (no injected transport), against a real socket."""
+    agents: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            agents.append(self.headers["User-Agent"])
+            body = EXAMPLE_AUDIO_PATH.read_bytes()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/speech"
+            config = InputConfig(allow_remote=True)
+            resolved = resolve_input("audio_url", url, work_dir=work_dir, config=config)
+        finally:
+            server.shutdown()
+    assert resolved.path.read_bytes() == EXAMPLE_AUDIO_PATH.read_bytes()
+    assert agents == ["fal-lipsync-mock input resolver"]
 
 
 def test_remote_http_error(work_dir: Path) -> None:
