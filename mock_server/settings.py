@@ -41,6 +41,14 @@ class MockSettings(BaseSettings):
     keepalive_interval: float = Field(15.0, gt=0, description="SSE keep-alive comment interval.")
     queue_delay: tuple[float, float] = Field((0.2, 0.6), description="Seconds before a runner.")
     inference_time: tuple[float, float] = Field((0.8, 2.0), description="Seconds of work.")
+    allow_remote_inputs: bool = Field(
+        False, description="Reference engine: fetch http(s) input URLs (off: offline only)."
+    )
+    input_root: Path | None = Field(
+        None, description="Reference engine: directory file:// input URLs may point into."
+    )
+    max_input_bytes: int = Field(256 * MiB, ge=1024, description="Largest input media file.")
+    max_input_seconds: float = Field(600.0, gt=0, description="Longest input media (seconds).")
     tls: bool = Field(False, description="Serve HTTPS with a local CA made on first use.")
     tls_dir: Path | None = Field(None, description="Where the CA and certificate are kept.")
     access_log: bool = Field(False, description="uvicorn's access log.")
@@ -89,4 +97,8 @@ class MockSettings(BaseSettings):
             max_file_bytes=self.max_upload_bytes,
             journal_limit=self.journal_limit,
             finished_limit=self.finished_limit,
+            allow_remote_inputs=self.allow_remote_inputs,
+            input_root=None if self.input_root is None else str(self.input_root),
+            max_input_bytes=self.max_input_bytes,
+            max_input_seconds=self.max_input_seconds,
         )

@@ -62,6 +62,8 @@ class Job:
     started_at: float | None = None
     finished_at: float | None = None
     task: RunningTask | None = None
+    task_done_at: float | None = None
+    """Clock time at which the task was first seen done (real engines finish on their own)."""
     outcome: Outcome | None = None
     logs: list[LogLine] = field(default_factory=list)
     pending_logs: list[tuple[LogLevel, str]] = field(default_factory=list)

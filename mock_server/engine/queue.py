@@ -31,6 +31,7 @@ from mock_server.engine.jobs import (
 from mock_server.engine.journal import Journal
 from mock_server.engine.policies import Policy
 from mock_server.engine.results import (
+    EngineOptions,
     Failure,
     JobSpec,
     Outcome,
@@ -54,6 +55,20 @@ class EngineConfig:
     max_file_bytes: int = 100 * 1024 * 1024
     journal_limit: int = 10_000
     finished_limit: int = 10_000
+    allow_remote_inputs: bool = False
+    input_root: str | None = None
+    max_input_bytes: int = 256 * 1024 * 1024
+    max_input_seconds: float = 600.0
+
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(
+            seed=self.seed,
+            runners=self.runners,
+            allow_remote_inputs=self.allow_remote_inputs,
+            input_root=self.input_root,
+            max_input_bytes=self.max_input_bytes,
+            max_input_seconds=self.max_input_seconds,
+        )
 
 
 def start_timeout_failure(seconds: float) -> Failure:
@@ -92,6 +107,10 @@ class QueueEngine:
     ) -> None:
         """Forget every request, file and journal entry; start again from the seed."""
         with self._lock:
+            # Work still running for the requests being forgotten is stopped, not orphaned.
+            for job in getattr(self, "_jobs", {}).values():
+                if job.task is not None:
+                    job.task.cancel()
             config = self.config
             self.config = replace(
                 config,
@@ -99,7 +118,9 @@ class QueueEngine:
                 policy=policy or config.policy,
                 engine=engine or config.engine,
             )
-            self.results: ResultEngine = make_engine(self.config.engine, self.config.seed)
+            self.results: ResultEngine = make_engine(
+                self.config.engine, self.config.engine_options()
+            )
             self.ids = SeededIds(self.config.seed)
             self.store = FileStore(self.ids.token, self.config.max_file_bytes)
             self.journal = Journal(self.config.journal_limit)
@@ -241,6 +262,9 @@ class QueueEngine:
         request_id = self.ids.uuid()
         rng = random.Random(f"job:{self.config.seed}:{request_id}")
         policy = options.policy or self.config.policy
+        ready_at = now + rng.uniform(*self.config.queue_delay)
+        # Drawn for every engine, so the rng's later draws do not depend on the engine.
+        duration = round(rng.uniform(*self.config.inference_time), 3)
         return Job(
             request_id=request_id,
             seq=self._seq,
@@ -250,8 +274,8 @@ class QueueEngine:
             policy=policy,
             rng=rng,
             submitted_at=now,
-            ready_at=now + rng.uniform(*self.config.queue_delay),
-            duration=round(rng.uniform(*self.config.inference_time), 3),
+            ready_at=ready_at,
+            duration=duration if self.results.simulated_duration else 0.0,
         )
 
     def _step_polled(self, job: Job, now: float) -> None:
@@ -300,9 +324,14 @@ class QueueEngine:
                 self._reveal_logs(job, (now - job.started_at) / job.duration, now)
 
     def _end_time(self, job: Job) -> float:
-        if job.task is not None and not job.task.done():
-            return INF
-        return (job.started_at or 0.0) + job.duration
+        """When a running job completes: its simulated duration, and never before its task was
+        seen done (so a real engine's job ends when its work does, not in the past)."""
+        if job.task is not None:
+            if not job.task.done():
+                return INF
+            if job.task_done_at is None:
+                job.task_done_at = self.clock.now()
+        return max((job.started_at or 0.0) + job.duration, job.task_done_at or 0.0)
 
     @staticmethod
     def _deadline(job: Job) -> float:

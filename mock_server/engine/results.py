@@ -36,6 +36,18 @@ Outcome = Success | Failure
 
 
 @dataclass(frozen=True, slots=True)
+class EngineOptions:
+    """What an engine factory is given: the server's seed and the settings engines read."""
+
+    seed: int = 0
+    runners: int = 2
+    allow_remote_inputs: bool = False
+    input_root: str | None = None
+    max_input_bytes: int = 256 * 1024 * 1024
+    max_input_seconds: float = 600.0
+
+
+@dataclass(frozen=True, slots=True)
 class JobSpec:
     request_id: str
     seed: int
@@ -59,6 +71,9 @@ class RunningTask(Protocol):
 
 class ResultEngine(Protocol):
     name: str
+    simulated_duration: bool
+    """True: jobs also take the policy's simulated inference time. False: the engine does real
+    work and a job lasts exactly as long as its task (the reference lip-sync)."""
 
     def start(self, spec: JobSpec) -> RunningTask: ...
 
@@ -89,9 +104,10 @@ class PlaceholderEngine:
     for client tests that care about the protocol, not the pixels."""
 
     name = "placeholder"
+    simulated_duration = True
 
-    def __init__(self, seed: int) -> None:
-        self._seed = seed
+    def __init__(self, options: EngineOptions) -> None:
+        self._seed = options.seed
 
     def start(self, spec: JobSpec) -> RunningTask:
         import mock_server.media.placeholder as placeholder  # PyAV is heavy: import on use
@@ -116,12 +132,22 @@ class PlaceholderEngine:
         return FinishedTask(Success(output), logs)
 
 
-ENGINES: dict[str, Callable[[int], ResultEngine]] = {"placeholder": PlaceholderEngine}
-"""Engine factories by name; each takes the server seed."""
+def _reference_engine(options: EngineOptions) -> ResultEngine:
+    from mock_server.engine.reference import ReferenceEngine  # starts worker processes on use
+
+    return ReferenceEngine(options)
 
 
-def make_engine(name: str, seed: int) -> ResultEngine:
+ENGINES: dict[str, Callable[[EngineOptions], ResultEngine]] = {
+    "placeholder": PlaceholderEngine,
+    "reference": _reference_engine,
+}
+"""Engine factories by name."""
+
+
+def make_engine(name: str, options: EngineOptions) -> ResultEngine:
     try:
-        return ENGINES[name](seed)
+        factory = ENGINES[name]
     except KeyError:
         raise ValueError(f"unknown engine {name!r}: choose one of {sorted(ENGINES)}") from None
+    return factory(options)

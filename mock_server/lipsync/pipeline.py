@@ -25,7 +25,8 @@ import cv2
 
 from contracts.schemas import SyncMode
 from mock_server.lipsync.audio import decode_audio, mouth_openness
-from mock_server.lipsync.face import MouthGeometry, MouthTracker
+from mock_server.lipsync.backends import make_tracker
+from mock_server.lipsync.face import MouthGeometry
 from mock_server.lipsync.frame_source import DEFAULT_MEMORY_BUDGET, timeline_frames
 from mock_server.lipsync.render import render_mouth
 from mock_server.lipsync.timeline import plan_timeline
@@ -143,19 +144,13 @@ def _track(
     report: Progress,
     stop: Callable[[], bool],
 ) -> list[MouthGeometry | None]:
-    tracker = _make_tracker(backend)
+    tracker = make_tracker(backend)
     for count, frame in enumerate(iter_frames(video, fps), start=1):
         if stop():
             raise Cancelled
         tracker.update(frame)
         report("track", count, max(estimated_frames, count))
     return tracker.finish()
-
-
-def _make_tracker(backend: str) -> MouthTracker:
-    if backend != "haar":
-        raise ValueError(f"unknown tracking backend {backend!r}: choose 'haar'")
-    return MouthTracker()
 
 
 def _audio_index(frame: int, fps: Fraction) -> int:

@@ -9,7 +9,14 @@ import pytest
 
 from contracts.schemas import LipsyncInput
 from mock_server.engine import EngineConfig, Failure, Policy, QueueEngine, SubmitOptions
-from mock_server.engine.results import ENGINES, FinishedTask, JobSpec, RunningTask, Success
+from mock_server.engine.results import (
+    ENGINES,
+    EngineOptions,
+    FinishedTask,
+    JobSpec,
+    RunningTask,
+    Success,
+)
 
 INPUT = LipsyncInput(video_url="https://example.com/v.mp4", audio_url="https://example.com/a.mp3")
 ORDER = ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"]
@@ -19,9 +26,10 @@ class EchoEngine:
     """Finishes at once with the input echoed: the engine under test is the queue."""
 
     name = "echo"
+    simulated_duration = True
 
-    def __init__(self, seed: int) -> None:
-        self.seed = seed
+    def __init__(self, options: EngineOptions) -> None:
+        self.seed = options.seed
 
     def start(self, spec: JobSpec) -> RunningTask:
         return FinishedTask(
