@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from mock_server import cli_lipsync
 from mock_server.engine.policies import POLICY_HELP
 
 
@@ -25,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default 8000; 0 picks a free one)")
     serve.add_argument("--seed", type=int, help="seed for ids, timings and outputs (default 0)")
     serve.add_argument("--policy", help=f"job progression: {POLICY_HELP} (default realtime)")
-    serve.add_argument("--engine", help="result engine (default placeholder)")
+    serve.add_argument(
+        "--engine", help="result engine: placeholder (default) or reference (real lip-sync)"
+    )
     serve.add_argument("--runners", type=int, help="simulated runners (default 2)")
     serve.add_argument("--keys", help="comma-separated accepted keys (default: any key)")
     serve.add_argument(
@@ -42,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--tls-dir", type=Path, help="where the CA and certificate live")
     serve.add_argument("--access-log", action="store_true", default=None, help="log every request")
+    serve.add_argument(
+        "--allow-remote-inputs",
+        action="store_true",
+        default=None,
+        help="reference engine: fetch http(s) input URLs (off: offline only)",
+    )
+    serve.add_argument(
+        "--input-root", type=Path, help="reference engine: where file:// input URLs may point"
+    )
 
     spec = commands.add_parser("openapi", help="write openapi.yaml from the contract models")
     spec.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
@@ -60,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--expect-fps", type=float, metavar="N", help="expected frame rate")
     sync.add_argument("--expect-size", type=_size, metavar="WxH", help="expected frame size")
     sync.add_argument("--expect-duration", type=float, metavar="S", help="expected seconds")
+    cli_lipsync.add_parser(commands)
     return parser
 
 
@@ -82,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return status
     if args.command == "syncscore":
         return syncscore(args)
+    if args.command == "lipsync":
+        return cli_lipsync.run(args)
     return serve(vars(args))
 
 
