@@ -129,3 +129,11 @@ def test_cancel_stops_the_worker(reference: LiveServer) -> None:
         time.sleep(0.02)
     status = handle.status()
     assert isinstance(status, fal_client.Completed)
+
+
+def test_sync_run_waits_for_the_real_work(reference: LiveServer) -> None:
+    output = fal_client.run(
+        APP, arguments={"video_url": EXAMPLE_VIDEO_URL, "audio_url": EXAMPLE_AUDIO_URL}
+    )
+    data = assert_downloadable_video(output)
+    assert len(data) > 50_000  # a real 4 s 360x360 clip, not the 160x120 placeholder

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from contracts.schemas import LipsyncInput
+from contracts.schemas import LipsyncInput, LogLevel
 from mock_server.engine import EngineConfig, Failure, Policy, QueueEngine, SubmitOptions
 from mock_server.engine.results import (
     ENGINES,
@@ -215,3 +215,72 @@ def test_policy_parsing() -> None:
     for bad in ("polls:0", "polls:x", "fast", ""):
         with pytest.raises(ValueError, match="unknown progression policy"):
             Policy.parse(bad)
+
+
+class ManualTask:
+    """A task that finishes when the test says so: stands in for real work in a worker."""
+
+    def __init__(self) -> None:
+        self.finished = False
+        self.cancelled = False
+
+    def done(self) -> bool:
+        return self.finished
+
+    def outcome(self) -> Success:
+        return Success({"done": True})
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def take_logs(self) -> list[tuple[LogLevel, str]]:
+        return []
+
+
+class RealWorkEngine:
+    """Like the reference engine: no simulated duration, jobs last as long as their task."""
+
+    name = "real"
+    simulated_duration = False
+    tasks: list[ManualTask] = []
+
+    def __init__(self, options: EngineOptions) -> None:
+        RealWorkEngine.tasks = []
+
+    def start(self, spec: JobSpec) -> RunningTask:
+        task = ManualTask()
+        RealWorkEngine.tasks.append(task)
+        return task
+
+
+@pytest.mark.parametrize("policy", ["virtual", "polls:1"])
+def test_real_work_engine_completes_when_its_task_is_done(
+    monkeypatch: pytest.MonkeyPatch, policy: str
+) -> None:
+    monkeypatch.setitem(ENGINES, "real", RealWorkEngine)
+    engine = make(policy, engine="real", queue_delay=(0.0, 0.0), inference_time=(5.0, 5.0))
+    request_id = submit(engine)
+    for _ in range(3):
+        if policy == "virtual":
+            engine.advance_clock(100.0)  # far past any simulated duration: still not done
+        view = engine.observe(request_id)
+        assert view is not None and view.status != "COMPLETED"
+    if policy == "virtual":
+        engine.advance_clock(2.5)
+    RealWorkEngine.tasks[0].finished = True
+    view = engine.observe(request_id)
+    assert view is not None and view.status == "COMPLETED" and view.error is None
+    if policy == "virtual":
+        # Ends when the task was seen done, not at start + the simulated 5 s.
+        assert view.inference_time == 302.5
+
+
+def test_reset_cancels_running_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ENGINES, "real", RealWorkEngine)
+    engine = make("polls:1", engine="real")
+    request_id = submit(engine)
+    engine.observe(request_id)
+    engine.observe(request_id)  # the second poll starts it (polls:1)
+    [task] = RealWorkEngine.tasks
+    engine.reset()
+    assert task.cancelled
