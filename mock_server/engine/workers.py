@@ -291,18 +291,23 @@ def _worker_main(conn: Connection) -> None:
         pending_cancel.discard(job_id)
 
         def should_stop(job_id: int = job_id) -> bool:
-            while conn.poll():
-                incoming = conn.recv()
-                if incoming[0] == "cancel" and incoming[1] == job_id:
-                    pending_cancel.add(job_id)
-                elif incoming[0] == "stop":
-                    nonlocal stopping
-                    stopping = True
-                    pending_cancel.add(job_id)
+            nonlocal stopping
+            try:
+                while conn.poll():
+                    incoming = conn.recv()
+                    if incoming[0] == "cancel" and incoming[1] == job_id:
+                        pending_cancel.add(job_id)
+                    elif incoming[0] == "stop":
+                        stopping = True
+                        pending_cancel.add(job_id)
+            except (EOFError, OSError):  # the server is gone: nobody wants the result
+                stopping = True
+                pending_cancel.add(job_id)
             return job_id in pending_cancel
 
         def log(level: str, text: str, job_id: int = job_id) -> None:
-            conn.send(("log", job_id, level, text))
+            with contextlib.suppress(OSError, ValueError):  # a gone server ends us via recv
+                conn.send(("log", job_id, level, text))
 
         try:
             value = _resolve(function)(payload, log, should_stop)
@@ -315,7 +320,10 @@ def _worker_main(conn: Connection) -> None:
             else:
                 text = "".join(traceback.format_exception_only(error)).strip()
                 reply = ("failed", job_id, text)
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except (OSError, ValueError):
+            return
 
 
 def _resolve(reference: str) -> Callable[..., Any]:
