@@ -8,8 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from mock_server.engine.config import EngineConfig
 from mock_server.engine.policies import Policy
-from mock_server.engine.queue import EngineConfig
 from mock_server.engine.results import ENGINES
 
 MiB = 1024 * 1024

@@ -15,10 +15,11 @@ import math
 import random
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
 from contracts.schemas import CancelStatusName, LipsyncInput
 from mock_server.engine.clock import Clock, VirtualClock, WallClock, iso
+from mock_server.engine.config import EngineConfig
 from mock_server.engine.ids import SeededIds
 from mock_server.engine.jobs import (
     CANCELLED,
@@ -31,66 +32,21 @@ from mock_server.engine.jobs import (
 from mock_server.engine.journal import Journal
 from mock_server.engine.policies import Policy
 from mock_server.engine.results import (
-    EngineOptions,
     Failure,
     JobSpec,
     Outcome,
     ResultEngine,
     Success,
+    engine_crash_failure,
     make_engine,
+    start_timeout_failure,
 )
 from mock_server.storage import FileStore
 
+# EngineConfig lives in config.py; re-exported because callers import it from here.
+__all__ = ["EngineConfig", "QueueEngine"]
+
 INF = math.inf
-
-
-@dataclass(frozen=True, slots=True)
-class EngineConfig:
-    seed: int = 0
-    policy: Policy = field(default_factory=lambda: Policy("polls", 1))
-    engine: str = "placeholder"
-    runners: int = 2
-    queue_delay: tuple[float, float] = (0.2, 0.6)
-    inference_time: tuple[float, float] = (0.8, 2.0)
-    max_file_bytes: int = 100 * 1024 * 1024
-    journal_limit: int = 10_000
-    finished_limit: int = 10_000
-    allow_remote_inputs: bool = False
-    input_root: str | None = None
-    max_input_bytes: int = 256 * 1024 * 1024
-    max_input_seconds: float = 600.0
-
-    def engine_options(self) -> EngineOptions:
-        return EngineOptions(
-            seed=self.seed,
-            runners=self.runners,
-            allow_remote_inputs=self.allow_remote_inputs,
-            input_root=self.input_root,
-            max_input_bytes=self.max_input_bytes,
-            max_input_seconds=self.max_input_seconds,
-        )
-
-
-def start_timeout_failure(seconds: float) -> Failure:
-    detail = f"Request timed out: it did not start within {seconds:g} s (X-Fal-Request-Timeout)"
-    return Failure(
-        status_code=504,
-        body={"detail": detail, "error_type": "request_timeout"},
-        error=detail,
-        error_type="request_timeout",
-        headers={"x-fal-request-timeout-type": "user", "x-fal-error-type": "request_timeout"},
-    )
-
-
-def engine_crash_failure(exc: Exception) -> Failure:
-    detail = f"The result engine failed: {type(exc).__name__}: {exc}"
-    return Failure(
-        500,
-        {"detail": detail, "error_type": "internal_error"},
-        detail,
-        "internal_error",
-        {"x-fal-error-type": "internal_error"},
-    )
 
 
 class QueueEngine:

@@ -32,6 +32,30 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# Failures the queue reports itself rather than an engine: a job that did not start in time, an
+# engine that raised. Here, next to Failure, so queue.py holds only the lifecycle.
+def start_timeout_failure(seconds: float) -> Failure:
+    detail = f"Request timed out: it did not start within {seconds:g} s (X-Fal-Request-Timeout)"
+    return Failure(
+        status_code=504,
+        body={"detail": detail, "error_type": "request_timeout"},
+        error=detail,
+        error_type="request_timeout",
+        headers={"x-fal-request-timeout-type": "user", "x-fal-error-type": "request_timeout"},
+    )
+
+
+def engine_crash_failure(exc: Exception) -> Failure:
+    detail = f"The result engine failed: {type(exc).__name__}: {exc}"
+    return Failure(
+        500,
+        {"detail": detail, "error_type": "internal_error"},
+        detail,
+        "internal_error",
+        {"x-fal-error-type": "internal_error"},
+    )
+
+
 Outcome = Success | Failure
 
 

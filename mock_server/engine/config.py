@@ -1,0 +1,41 @@
+"""The engine's settings as one frozen value: what the server starts with and ``reset`` replaces.
+
+Apart from :mod:`mock_server.engine.queue` so settings and tests can build one without the
+lifecycle logic. :meth:`EngineConfig.engine_options` is the subset a result engine is given.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mock_server.engine.policies import Policy
+from mock_server.engine.results import EngineOptions
+
+__all__ = ["EngineConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class EngineConfig:
+    seed: int = 0
+    policy: Policy = field(default_factory=lambda: Policy("polls", 1))
+    engine: str = "placeholder"
+    runners: int = 2
+    queue_delay: tuple[float, float] = (0.2, 0.6)
+    inference_time: tuple[float, float] = (0.8, 2.0)
+    max_file_bytes: int = 100 * 1024 * 1024
+    journal_limit: int = 10_000
+    finished_limit: int = 10_000
+    allow_remote_inputs: bool = False
+    input_root: str | None = None
+    max_input_bytes: int = 256 * 1024 * 1024
+    max_input_seconds: float = 600.0
+
+    def engine_options(self) -> EngineOptions:
+        return EngineOptions(
+            seed=self.seed,
+            runners=self.runners,
+            allow_remote_inputs=self.allow_remote_inputs,
+            input_root=self.input_root,
+            max_input_bytes=self.max_input_bytes,
+            max_input_seconds=self.max_input_seconds,
+        )
