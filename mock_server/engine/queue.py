@@ -278,6 +278,9 @@ class QueueEngine:
         for job in self._running_on_clock:
             if job.started_at is not None and job.duration > 0:
                 self._reveal_logs(job, (now - job.started_at) / job.duration, now)
+            elif job.started_at is not None:
+                # Real work: its log lines are written as it goes, so show them as they come.
+                self._reveal_logs(job, 1.0, now)
 
     def _end_time(self, job: Job) -> float:
         """When a running job completes: its simulated duration, and never before its task was

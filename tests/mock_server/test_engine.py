@@ -284,3 +284,18 @@ def test_reset_cancels_running_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
     [task] = RealWorkEngine.tasks
     engine.reset()
     assert task.cancelled
+
+
+def test_real_work_logs_show_as_they_arrive_on_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(ENGINES, "real", RealWorkEngine)
+    monkeypatch.setattr(
+        ManualTask,
+        "take_logs",
+        lambda self: [("INFO", "Rendering: 1/2 frames")] if not self.finished else [],
+    )
+    engine = make("virtual", engine="real", queue_delay=(0.0, 0.0))
+    request_id = submit(engine)
+    engine.advance_clock(0.1)
+    view = engine.observe(request_id)
+    assert view is not None and view.status == "IN_PROGRESS"
+    assert [line.message for line in view.logs][:1] == ["Rendering: 1/2 frames"]
