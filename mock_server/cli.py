@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--input-root", type=Path, help="reference engine: where file:// input URLs may point"
     )
+    serve.add_argument(
+        "--lipsync-backend",
+        choices=("haar", "landmarks"),
+        help="reference engine: mouth tracker (default haar; landmarks needs the extra)",
+    )
 
     spec = commands.add_parser("openapi", help="write openapi.yaml from the contract models")
     spec.add_argument("--check", action="store_true", help="exit 1 if the committed file is stale")
@@ -136,7 +141,11 @@ def serve(options: dict[str, Any]) -> int:
     except ValidationError as exc:
         print(f"fal-mock: invalid settings:\n{exc}", file=sys.stderr)
         return 2
-    app = create_app(settings)
+    try:
+        app = create_app(settings)
+    except ValueError as exc:  # e.g. a tracker backend whose extra is not installed
+        print(f"fal-mock: {exc}", file=sys.stderr)
+        return 2
     config = uvicorn_config(app, settings)  # makes the TLS files, if asked, before the banner
     print(banner(settings), flush=True)
     uvicorn.Server(config).run()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from mock_server.engine.config import EngineConfig
 from mock_server.engine.policies import Policy
-from mock_server.engine.results import ENGINES
+from mock_server.engine.results import ENGINES, LipsyncOptions
 
 MiB = 1024 * 1024
 
@@ -49,6 +49,9 @@ class MockSettings(BaseSettings):
     )
     max_input_bytes: int = Field(256 * MiB, ge=1024, description="Largest input media file.")
     max_input_seconds: float = Field(600.0, gt=0, description="Longest input media (seconds).")
+    lipsync_backend: Literal["haar", "landmarks"] = Field(
+        "haar", description="Reference engine's mouth tracker (landmarks: the optional extra)."
+    )
     tls: bool = Field(False, description="Serve HTTPS with a local CA made on first use.")
     tls_dir: Path | None = Field(None, description="Where the CA and certificate are kept.")
     access_log: bool = Field(False, description="uvicorn's access log.")
@@ -97,8 +100,11 @@ class MockSettings(BaseSettings):
             max_file_bytes=self.max_upload_bytes,
             journal_limit=self.journal_limit,
             finished_limit=self.finished_limit,
-            allow_remote_inputs=self.allow_remote_inputs,
-            input_root=None if self.input_root is None else str(self.input_root),
-            max_input_bytes=self.max_input_bytes,
-            max_input_seconds=self.max_input_seconds,
+            lipsync=LipsyncOptions(
+                allow_remote_inputs=self.allow_remote_inputs,
+                input_root=None if self.input_root is None else str(self.input_root),
+                max_input_bytes=self.max_input_bytes,
+                max_input_seconds=self.max_input_seconds,
+                tracker_backend=self.lipsync_backend,
+            ),
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mock_server.engine.policies import Policy
-from mock_server.engine.results import EngineOptions
+from mock_server.engine.results import EngineOptions, LipsyncOptions
 
 __all__ = ["EngineConfig"]
 
@@ -25,17 +25,7 @@ class EngineConfig:
     max_file_bytes: int = 100 * 1024 * 1024
     journal_limit: int = 10_000
     finished_limit: int = 10_000
-    allow_remote_inputs: bool = False
-    input_root: str | None = None
-    max_input_bytes: int = 256 * 1024 * 1024
-    max_input_seconds: float = 600.0
+    lipsync: LipsyncOptions = field(default_factory=LipsyncOptions)
 
     def engine_options(self) -> EngineOptions:
-        return EngineOptions(
-            seed=self.seed,
-            runners=self.runners,
-            allow_remote_inputs=self.allow_remote_inputs,
-            input_root=self.input_root,
-            max_input_bytes=self.max_input_bytes,
-            max_input_seconds=self.max_input_seconds,
-        )
+        return EngineOptions(seed=self.seed, runners=self.runners, lipsync=self.lipsync)

@@ -45,6 +45,12 @@ class ReferenceEngine:
     simulated_duration = False
 
     def __init__(self, options: EngineOptions, pool: WorkerPool | None = None) -> None:
+        from mock_server.lipsync.backends import LANDMARKS_MISSING, available_backends
+
+        # Refuse at startup, not as a confusing failure of every job later.
+        backend = options.lipsync.tracker_backend
+        if backend not in available_backends():
+            raise ValueError(LANDMARKS_MISSING if backend == "landmarks" else backend)
         self._options = options
         self._pool = pool
 
@@ -62,12 +68,13 @@ class ReferenceEngine:
             held = None if found is None else spec.store.get(found.file_id)
             if held is not None:
                 stored[url] = held
-        options = self._options
+        options = self._options.lipsync
         payload: dict[str, Any] = {
             "work_dir": str(work_dir),
             "video_url": spec.input.video_url,
             "audio_url": spec.input.audio_url,
             "sync_mode": spec.input.sync_mode,
+            "backend": options.tracker_backend,
             "stored": stored,
             "input_config": {
                 "allow_remote": options.allow_remote_inputs,

@@ -60,15 +60,24 @@ Outcome = Success | Failure
 
 
 @dataclass(frozen=True, slots=True)
+class LipsyncOptions:
+    """What the reference engine may read and how it tracks mouths (plain values: they travel
+    to worker processes)."""
+
+    allow_remote_inputs: bool = False
+    input_root: str | None = None
+    max_input_bytes: int = 256 * 1024 * 1024
+    max_input_seconds: float = 600.0
+    tracker_backend: str = "haar"
+
+
+@dataclass(frozen=True, slots=True)
 class EngineOptions:
     """What an engine factory is given: the server's seed and the settings engines read."""
 
     seed: int = 0
     runners: int = 2
-    allow_remote_inputs: bool = False
-    input_root: str | None = None
-    max_input_bytes: int = 256 * 1024 * 1024
-    max_input_seconds: float = 600.0
+    lipsync: LipsyncOptions = field(default_factory=LipsyncOptions)
 
 
 @dataclass(frozen=True, slots=True)

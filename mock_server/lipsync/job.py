@@ -90,6 +90,7 @@ def _run(
             audio.path,
             work_dir / "output.mp4",
             sync_mode=payload["sync_mode"],
+            backend=payload["backend"],
             progress=progress,
             should_stop=should_stop,
             max_seconds=config.max_seconds,

@@ -137,3 +137,15 @@ def test_syncscore_rejects_a_malformed_size(capsys: pytest.CaptureFixture[str]) 
         main(["syncscore", "clip.mp4", "--expect-size", "640by480"])
     assert exited.value.code == 2
     assert "expected WIDTHxHEIGHT" in capsys.readouterr().err
+
+
+def test_serve_refuses_a_tracker_backend_that_is_not_installed(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from mock_server.lipsync.backends import available_backends
+
+    if "landmarks" in available_backends():
+        pytest.skip("the landmarks extra is installed")
+    args = ["serve", "--engine", "reference", "--lipsync-backend", "landmarks", "--port", "0"]
+    assert main(args) == 2
+    assert 'pip install "fal-lipsync-mock[landmarks]"' in capsys.readouterr().err
