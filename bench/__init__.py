@@ -1,0 +1,1 @@
+"""Speed and memory benchmarks: ``python -m bench`` or ``nox -s bench`` (see README.md)."""
