@@ -1,8 +1,9 @@
 """One entry point for every check: ``nox`` runs tests, lint, typecheck, the spec check and
-the packaging check."""
+the packaging check; ``nox -s bench`` runs the benchmarks."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -46,6 +47,19 @@ def openapi(session: nox.Session) -> None:
         session.run("fal-mock", "openapi")
     else:
         session.run("fal-mock", "openapi", "--check")
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Speed and memory benchmarks (``bench/``): figures and ratios against same-run baselines.
+
+    Not in the default sessions: it takes minutes and its figures are read, not asserted.
+    ``nox -s bench -- --quick`` is a smoke run; ``-- --json-dir DIR`` keeps the figures.
+    ``BENCH_LANDMARKS=1`` adds the opt-in "landmarks" extra, so its tracker is measured too.
+    """
+    extra = "[landmarks]" if os.environ.get("BENCH_LANDMARKS") == "1" else ""
+    session.install("-e", f".{extra}")
+    session.run("python", "-m", "bench", *session.posargs)
 
 
 @nox.session
