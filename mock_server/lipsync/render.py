@@ -112,14 +112,20 @@ def render_mouth(frame: Image, mouth: MouthGeometry | None, openness: float) -> 
     height, region_width = u.shape
     out = frame.copy()
     patch = out[region.y0 : region.y0 + height, region.x0 : region.x0 + region_width]
-    warped = cv2.remap(
+    patch[...] = cv2.remap(
         frame, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
-    ).astype(np.float32)
+    )
 
+    # The interior is a thin band of the region: shade and blend only the pixels it covers.
     interior = _interior_alpha(v, upper_edge, lower_edge, gap)
-    shaded = _interior_colour(v, upper_edge, lower_edge, np.float32(width))
-    blended = warped * (1.0 - interior[..., None]) + shaded * interior[..., None]
-    patch[...] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
+    rows, cols = np.nonzero(interior > 0)
+    if rows.size:
+        shaded = _interior_colour(
+            v[rows, cols], upper_edge[rows, cols], lower_edge[rows, cols], np.float32(width)
+        )
+        alpha = interior[rows, cols][:, None]
+        blended = patch[rows, cols].astype(np.float32) * (1.0 - alpha) + shaded * alpha
+        patch[rows, cols] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
     return out
 
 
