@@ -32,6 +32,7 @@ __all__ = [
     "MouthGeometry",
     "MouthTracker",
     "detect_mouth",
+    "search_box",
     "smooth_track",
     "track_mouths",
 ]
@@ -112,13 +113,10 @@ class FaceDetector:
     def _search_near(
         self, gray: npt.NDArray[np.uint8], hint: FaceBox, roll: float
     ) -> list[FaceBox]:
-        # Half a face of margin on every side covers any plausible motion between two frames.
-        x0 = max(int(hint.x - 0.5 * hint.width), 0)
-        y0 = max(int(hint.y - 0.5 * hint.height), 0)
-        x1 = min(int(hint.x + 1.5 * hint.width), gray.shape[1])
-        y1 = min(int(hint.y + 1.5 * hint.height), gray.shape[0])
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        box = search_box(hint, gray.shape[1], gray.shape[0])
+        if box is None:
             return []
+        x0, y0, x1, y1 = box
         region = gray[y0:y1, x0:x1]
         # The expected face is brought to a fixed small size, so the cost of tracking does not
         # grow with the resolution; the mouth is measured on the full-resolution frame anyway.
@@ -146,6 +144,19 @@ class FaceDetector:
                 rows.append([round(cx - bw / 2), round(cy - bh / 2), bw, bh])
             boxes = rows
         return _largest_first(boxes, x0, y0, scale)
+
+
+def search_box(hint: FaceBox, width: int, height: int) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` to search for the face seen at ``hint`` in the next frame, or None
+    when too little of it is inside the frame. Half a face of margin on every side covers any
+    plausible motion between two frames."""
+    x0 = max(int(hint.x - 0.5 * hint.width), 0)
+    y0 = max(int(hint.y - 0.5 * hint.height), 0)
+    x1 = min(int(hint.x + 1.5 * hint.width), width)
+    y1 = min(int(hint.y + 1.5 * hint.height), height)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return None
+    return x0, y0, x1, y1
 
 
 def _downscale(gray: npt.NDArray[np.uint8], scale: float) -> npt.NDArray[np.uint8]:

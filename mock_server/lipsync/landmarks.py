@@ -27,7 +27,7 @@ import dlib
 import numpy as np
 import numpy.typing as npt
 
-from mock_server.lipsync.face import FULL_SEARCH_EVERY, MouthGeometry, smooth_track
+from mock_server.lipsync.face import FULL_SEARCH_EVERY, MouthGeometry, search_box, smooth_track
 from mock_server.lipsync.mouth import FaceBox, as_image
 
 __all__ = [
@@ -163,13 +163,10 @@ class LandmarkDetector:
         return np.array([(p.x, p.y) for p in shape.parts()], dtype=np.float64)
 
     def _search_near(self, gray: Image, hint: FaceBox) -> list[FaceBox]:
-        # Half a face of margin on every side covers any plausible motion between two frames.
-        x0 = max(int(hint.x - 0.5 * hint.width), 0)
-        y0 = max(int(hint.y - 0.5 * hint.height), 0)
-        x1 = min(int(hint.x + 1.5 * hint.width), gray.shape[1])
-        y1 = min(int(hint.y + 1.5 * hint.height), gray.shape[0])
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        box = search_box(hint, gray.shape[1], gray.shape[0])
+        if box is None:
             return []
+        x0, y0, x1, y1 = box
         scale = min(1.0, ROI_FACE_PIXELS / hint.width)
         return self._search(gray[y0:y1, x0:x1], x0, y0, scale)
 

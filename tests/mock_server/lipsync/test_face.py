@@ -48,6 +48,13 @@ def _decode(path: Path) -> list[Image]:
         return [as_image(f.to_ndarray(format="bgr24")) for f in container.decode(video=0)]
 
 
+def rolled(frame: Image, centre: tuple[float, float], degrees: float) -> Image:
+    """``frame`` turned by ``degrees`` (counter-clockwise, as cv2) about ``centre``."""
+    turn = cv2.getRotationMatrix2D(centre, degrees, 1.0)
+    size = (frame.shape[1], frame.shape[0])
+    return as_image(cv2.warpAffine(frame, turn, size, borderMode=cv2.BORDER_REFLECT_101))
+
+
 def _true_mouths(frames: list[Image]) -> list[tuple[float, float, float]]:
     """Per face frame: the mouth's (x, y) and roll in degrees, carried from frame 0 by ECC."""
     reference = cv2.cvtColor(frames[0], cv2.COLOR_BGR2GRAY).astype(np.float32)
@@ -171,11 +178,7 @@ def test_head_tilting_beyond_the_cascade_stays_tracked(
     tracker = MouthTracker()
     for step in range(38):
         degrees = direction * 0.8 * step
-        turn = cv2.getRotationMatrix2D((upright.centre_x, upright.centre_y), degrees, 1.0)
-        rolled = as_image(
-            cv2.warpAffine(frame, turn, (360, 360), borderMode=cv2.BORDER_REFLECT_101)
-        )
-        geometry = tracker.update(rolled)
+        geometry = tracker.update(rolled(frame, (upright.centre_x, upright.centre_y), degrees))
         assert geometry is not None, f"lost at {degrees:.1f}°"
         truth = FRAME0_ROLL_DEGREES - degrees
         assert abs(math.degrees(geometry.angle) - truth) <= ROLL_TOLERANCE_DEGREES

@@ -37,6 +37,7 @@ from tests.mock_server.lipsync.test_face import (
     ROLL_TOLERANCE_DEGREES,
     _decode,
     _true_mouths,
+    rolled,
 )
 
 Image = npt.NDArray[np.uint8]
@@ -177,11 +178,7 @@ def test_head_tilting_to_40_degrees_stays_accurate(
     tracker = LandmarkTracker()
     for step in range(48):
         degrees = direction * 0.8 * step
-        turn = cv2.getRotationMatrix2D((upright.centre_x, upright.centre_y), degrees, 1.0)
-        rolled = as_image(
-            cv2.warpAffine(frame, turn, (360, 360), borderMode=cv2.BORDER_REFLECT_101)
-        )
-        geometry = tracker.update(rolled)
+        geometry = tracker.update(rolled(frame, (upright.centre_x, upright.centre_y), degrees))
         assert geometry is not None, f"lost at {degrees:.1f}°"
         truth = FRAME0_ROLL_DEGREES - degrees  # cv2 turns counter-clockwise for positive angles
         assert abs(math.degrees(geometry.angle) - truth) <= LANDMARK_ROLL_TOLERANCE_DEGREES
