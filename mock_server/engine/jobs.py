@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -45,7 +46,7 @@ class HistoryEntry:
     time: float
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # identity: the engine keeps jobs in sets and heaps
 class Job:
     request_id: str
     seq: int
@@ -69,11 +70,13 @@ class Job:
     pending_logs: list[tuple[LogLevel, str]] = field(default_factory=list)
     history: list[HistoryEntry] = field(default_factory=list)
     sync: bool = False
+    line_slot: int = 0
+    """Its place in the engine's waiting line while IN_QUEUE there; 0 when not waiting."""
 
     @property
-    def order(self) -> tuple[int, int]:
-        """Queue order: normal priority before low, then first come first served."""
-        return (0 if self.options.priority == "normal" else 1, self.seq)
+    def start_deadline(self) -> float:
+        """When an unstarted job times out (``X-Fal-Request-Timeout``); inf without one."""
+        return self.submitted_at + (self.options.start_timeout or math.inf)
 
 
 @dataclass(frozen=True, slots=True)

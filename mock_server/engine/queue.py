@@ -10,11 +10,10 @@ in a thread and the test that started it both call in.
 
 from __future__ import annotations
 
-import bisect
 import math
 import random
 import threading
-from collections import OrderedDict
+from collections import deque
 from dataclasses import replace
 
 from contracts.schemas import CancelStatusName, LipsyncInput
@@ -41,6 +40,7 @@ from mock_server.engine.results import (
     make_engine,
     start_timeout_failure,
 )
+from mock_server.engine.waiting import ClockRunners, WaitingLine
 from mock_server.storage import FileStore
 
 # EngineConfig lives in config.py; re-exported because callers import it from here.
@@ -81,9 +81,10 @@ class QueueEngine:
             self.store = FileStore(self.ids.token, self.config.max_file_bytes)
             self.journal = Journal(self.config.journal_limit)
             self.clock = WallClock() if self.config.policy.kind == "realtime" else VirtualClock()
-            self._jobs: OrderedDict[str, Job] = OrderedDict()
-            self._queued: list[Job] = []  # every IN_QUEUE job, in queue order
-            self._running_on_clock: list[Job] = []
+            self._jobs: dict[str, Job] = {}  # submission order
+            self._completed: deque[str] = deque()  # ids in _jobs that are COMPLETED, oldest first
+            self._line = WaitingLine()  # every IN_QUEUE job, in queue order
+            self._running_on_clock = ClockRunners(self._clock_now)
             self._processed_until = 0.0
             self._seq = 0
             self._tokens: set[str] = set()
@@ -121,7 +122,7 @@ class QueueEngine:
                 self._start(job, now)
                 self._try_finish_immediate(job, now)
             else:
-                bisect.insort(self._queued, job, key=lambda j: j.order)
+                self._line.join(job)
                 if job.policy.time_based:
                     self._catch_up(now)
             self._record(job)
@@ -251,18 +252,19 @@ class QueueEngine:
             self._finish(job, now, self._task_outcome(job))
 
     def _catch_up(self, now: float) -> None:
-        """Play clock-driven events (starts, completions, start timeouts) up to ``now``."""
+        """Play clock-driven events (starts, completions, start timeouts) up to ``now``.
+
+        At equal times a completion goes first (it frees a runner), then a start timeout, then a
+        start; each lookup is O(log n) (waiting.py), so a long queue costs no request a scan."""
         t = self._processed_until
         while True:
-            waiting = [j for j in self._queued if j.policy.time_based]
             free = self.config.runners - len(self._running_on_clock)
-            head = waiting[0] if waiting else None
-            next_start = max(head.ready_at, t) if head is not None and free > 0 else INF
-            ending = min(self._running_on_clock, key=self._end_time, default=None)
-            next_end = max(self._end_time(ending), t) if ending is not None else INF
-            timed = [j for j in waiting if j.options.start_timeout is not None]
-            expiring = min(timed, key=self._deadline, default=None)
-            next_deadline = self._deadline(expiring) if expiring is not None else INF
+            head = self._line.next_on_clock() if free > 0 else None
+            next_start = max(head.ready_at, t) if head is not None else INF
+            ending, end_time = self._running_on_clock.next_ending()
+            next_end = max(end_time, t)
+            expiring = self._line.first_to_expire()
+            next_deadline = expiring.start_deadline if expiring is not None else INF
             event = min(next_start, next_end, next_deadline)
             if event > now:
                 break
@@ -282,26 +284,14 @@ class QueueEngine:
                 # Real work: its log lines are written as it goes, so show them as they come.
                 self._reveal_logs(job, 1.0, now)
 
-    def _end_time(self, job: Job) -> float:
-        """When a running job completes: its simulated duration, and never before its task was
-        seen done (so a real engine's job ends when its work does, not in the past)."""
-        if job.task is not None:
-            if not job.task.done():
-                return INF
-            if job.task_done_at is None:
-                job.task_done_at = self.clock.now()
-        return max((job.started_at or 0.0) + job.duration, job.task_done_at or 0.0)
-
-    @staticmethod
-    def _deadline(job: Job) -> float:
-        return job.submitted_at + (job.options.start_timeout or INF)
+    def _clock_now(self) -> float:
+        return self.clock.now()  # late-bound: set_policy may swap the clock
 
     def _start(self, job: Job, now: float) -> None:
-        if job in self._queued:
-            self._queued.remove(job)
+        self._line.leave(job)
         job.status, job.started_at, job.polls_in_state = "IN_PROGRESS", now, 0
         if job.policy.time_based:
-            self._running_on_clock.append(job)
+            self._running_on_clock.add(job)
         try:
             job.task = self.results.start(
                 JobSpec(job.request_id, job.rng.getrandbits(32), job.input, self.store)
@@ -320,11 +310,11 @@ class QueueEngine:
             return engine_crash_failure(exc)
 
     def _finish(self, job: Job, now: float, outcome: Outcome) -> None:
-        if job in self._queued:
-            self._queued.remove(job)
-        if job in self._running_on_clock:
-            self._running_on_clock.remove(job)
+        self._line.leave(job)
+        self._running_on_clock.remove(job)
         job.status, job.finished_at, job.outcome = "COMPLETED", now, outcome
+        if not job.sync:
+            self._completed.append(job.request_id)
         self._reveal_logs(job, 1.0, now)
         if isinstance(outcome, Success):
             job.logs.append(
@@ -353,7 +343,7 @@ class QueueEngine:
     def _position(self, job: Job) -> int | None:
         if job.status != "IN_QUEUE":
             return None
-        return bisect.bisect_left(self._queued, job.order, key=lambda j: j.order)
+        return self._line.ahead_of(job)
 
     def _record(self, job: Job, at: float | None = None) -> None:
         """Add to the job's status history when its status or position changed."""
@@ -379,9 +369,6 @@ class QueueEngine:
         )
 
     def _trim_finished(self) -> None:
-        """Forget the oldest completed jobs beyond the limit, so memory stays bounded."""
-        excess = len(self._jobs) - self.config.finished_limit
-        if excess <= 0:
-            return
-        for request_id in [r for r, j in self._jobs.items() if j.status == "COMPLETED"][:excess]:
-            del self._jobs[request_id]
+        """Forget the longest-completed jobs beyond the limit, so memory stays bounded."""
+        while len(self._jobs) > self.config.finished_limit and self._completed:
+            self._jobs.pop(self._completed.popleft(), None)
