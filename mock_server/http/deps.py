@@ -1,4 +1,8 @@
-"""Dependencies the routes declare: the engine, the settings, public URLs, credentials."""
+"""Dependencies the routes declare: the engine, the settings, public URLs, credentials.
+
+All ``async def``: FastAPI runs a plain ``def`` dependency in a worker thread, and a thread hop
+per dependency cost more than everything else a request does (none of them blocks).
+"""
 
 from __future__ import annotations
 
@@ -15,17 +19,17 @@ from mock_server.http.hosts import URLS_KEY, PublicUrls
 from mock_server.settings import MockSettings
 
 
-def get_engine(request: Request) -> QueueEngine:
+async def get_engine(request: Request) -> QueueEngine:
     engine: QueueEngine = request.app.state.engine
     return engine
 
 
-def get_settings(request: Request) -> MockSettings:
+async def get_settings(request: Request) -> MockSettings:
     settings: MockSettings = request.app.state.settings
     return settings
 
 
-def get_urls(request: Request) -> PublicUrls:
+async def get_urls(request: Request) -> PublicUrls:
     urls: PublicUrls = request.scope[URLS_KEY]
     return urls
 
@@ -36,10 +40,16 @@ class Credential:
     value: str
 
 
-def authenticate(request: Request) -> Credential:
+async def authenticate(request: Request) -> Credential:
     """``Key <key>``, ``Key <id>:<secret>`` and ``Bearer <token>``, as fal accepts them."""
-    settings = get_settings(request)
-    header = request.headers.get("authorization")
+    state = request.app.state
+    return check_credentials(request.headers.get("authorization"), state.settings, state.engine)
+
+
+def check_credentials(
+    header: str | None, settings: MockSettings, engine: QueueEngine
+) -> Credential:
+    """The credential an ``Authorization`` header carries; FalError 401 in fal's shape if none."""
     if not header:
         if settings.allow_anonymous:
             return Credential("anonymous", "")
@@ -51,7 +61,7 @@ def authenticate(request: Request) -> Credential:
             "Invalid Authorization header format. Expected 'Key <key_id>:<key_secret>', "
             "'Key <key>' or 'Bearer <token>'."
         )
-    if settings.keys and not _known(value, settings.keys, get_engine(request), scheme):
+    if settings.keys and not _known(value, settings.keys, engine, scheme):
         raise _unauthorized("No user found for Key ID and Secret")
     return Credential(scheme, value)
 
@@ -70,7 +80,7 @@ def _unauthorized(detail: str) -> FalError:
     return FalError(401, {"detail": detail}, {"www-authenticate": "Key"})
 
 
-def app_from_path(owner: str, alias: str) -> str:
+async def app_from_path(owner: str, alias: str) -> str:
     """The app id of a queue or run path; 404 in fal's shape for any other app."""
     return require_app(owner, alias)
 

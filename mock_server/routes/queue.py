@@ -26,7 +26,9 @@ router = APIRouter(prefix="/queue", tags=["queue"])
 LogsFlag = Annotated[str, Query(pattern="^(0|1|true|false)$", description="Include logs: 1/true.")]
 
 
-def _request_of_app(owner: str, alias: str, request_id: str, _auth: AuthDep, _app: AppIdDep) -> str:
+async def _request_of_app(
+    owner: str, alias: str, request_id: str, _auth: AuthDep, _app: AppIdDep
+) -> str:
     """The request id of a status/result/cancel path, once credentials and app are checked."""
     return request_id
 
