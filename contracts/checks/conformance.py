@@ -53,15 +53,32 @@ def find_nonconforming_requests(
     transcript: Transcript, spec: Mapping[str, Any] | None = None
 ) -> Iterator[ContractViolation]:
     checker = _Checker(spec if spec is not None else default_spec())
+    # The same mistake repeated (a client polling a wrong URL) is one finding, not hundreds.
+    found: dict[tuple[str, ...], list[tuple[Exchange, list[str]]]] = {}
     for exchange in transcript.exchanges:
         problems = checker.problems(exchange)
         if problems:
-            yield RequestDoesNotConform(
-                "\n".join(f"  - {problem}" for problem in problems),
-                request_id=exchange.request_id,
-                history=transcript.history(exchange.request_id),
-                exchanges=[exchange],
-            )
+            key = (exchange.method, *_without_ids(problems, exchange.request_id))
+            found.setdefault(key, []).append((exchange, problems))
+    for repeats in found.values():
+        exchange, problems = repeats[0]
+        detail = "\n".join(f"  - {problem}" for problem in problems)
+        if len(repeats) > 1:
+            others = ", ".join(f"#{e.seq}" for e, _ in repeats[1:6])
+            more = f" and {len(repeats) - 6} more" if len(repeats) > 6 else ""
+            detail += f"\n  (the same in {len(repeats) - 1} other request(s): {others}{more})"
+        yield RequestDoesNotConform(
+            detail,
+            request_id=exchange.request_id,
+            history=transcript.history(exchange.request_id),
+            exchanges=[exchange],
+        )
+
+
+def _without_ids(problems: list[str], request_id: str | None) -> list[str]:
+    if not request_id:
+        return problems
+    return [problem.replace(request_id, "{request_id}") for problem in problems]
 
 
 class _Checker:

@@ -6,9 +6,10 @@ that broke the property, so a failure in CI can be understood without re-running
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
-from contracts.transcript import Exchange, StatusPoint
+from contracts.transcript import Exchange, StatusPoint, parse_json
 
 BODY_PREVIEW = 400
 """Characters of each body shown in a report: enough to see the field at fault."""
@@ -130,6 +131,14 @@ def describe_exchange(exchange: Exchange) -> list[str]:
     return lines
 
 
+ELIDED_FIELDS = ("response_url", "status_url", "cancel_url")
+"""Long and derivable from the request id: left out of previews so the status shows."""
+
+
 def preview(text: str, limit: int = BODY_PREVIEW) -> str:
+    body = parse_json(text)
+    if isinstance(body, dict) and any(name in body for name in ELIDED_FIELDS):
+        kept = {k: v for k, v in body.items() if k not in ELIDED_FIELDS}
+        text = json.dumps({**kept, "..._url": "(elided)"})
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else f"{flat[:limit]}... ({len(text)} chars)"
