@@ -145,8 +145,8 @@ def raw_sse(reply: Reply) -> Callable[[Scope, Receive, Send], Awaitable[None]]:
     """Streams wait on one shared future per generation: a POST wakes every stream at once."""
     sse = Reply(200, (("content-type", "text/event-stream"), ("cache-control", "no-cache")), b"")
     start = _start_message(sse, content_length=False)
-    event = {"type": "http.response.body", "body": b"data: " + reply.body + b"\r\n\r\n"}
-    event["more_body"] = True
+    data = b"data: " + reply.body + b"\r\n\r\n"
+    event: Message = {"type": "http.response.body", "body": data, "more_body": True}
     ok_start = _start_message(Reply(200, (("content-type", "application/json"),), b"{}"))
     ok_body = {"type": "http.response.body", "body": b"{}"}
     state: dict[str, asyncio.Future[None]] = {}
