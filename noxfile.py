@@ -54,11 +54,14 @@ def bench(session: nox.Session) -> None:
     """Speed and memory benchmarks (``bench/``): figures and ratios against same-run baselines.
 
     Not in the default sessions: it takes minutes and its figures are read, not asserted.
-    ``nox -s bench -- --quick`` is a smoke run; ``-- --json-dir DIR`` keeps the figures.
-    ``BENCH_LANDMARKS=1`` adds the opt-in "landmarks" extra, so its tracker is measured too.
+    ``nox -s bench -- --quick`` is a smoke run; ``-- --json-dir DIR`` keeps the figures;
+    ``-- --only server`` runs one. ``BENCH_LANDMARKS=1`` adds the opt-in "landmarks" extra, so
+    its tracker is measured too. The server benchmarks use ``wrk`` when it is on PATH (else
+    their own Python load generator) and measure Prism when ``npx`` can fetch it.
     """
     extra = "[landmarks]" if os.environ.get("BENCH_LANDMARKS") == "1" else ""
-    session.install("-e", f".{extra}")
+    # respx: the in-process benchmark routes fal's hosts into the app as the plugin will.
+    session.install("-e", f".{extra}", "respx>=0.21")
     session.run("python", "-m", "bench", *session.posargs)
 
 

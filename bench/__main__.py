@@ -20,6 +20,9 @@ __all__ = ["BENCHMARKS", "main"]
 
 BENCHMARKS: Final[dict[str, str]] = {
     "lipsync": "bench.lipsync_bench",
+    "server": "bench.server_bench",
+    "inproc": "bench.inproc_bench",
+    "sse": "bench.sse_bench",
 }
 """Short name -> module. The short name names the JSON file and ``--only`` picks by it."""
 

@@ -53,7 +53,7 @@ class Config:
     repeats: int
 
 
-FULL: Final = Config("full", 1_000, 5)
+FULL: Final = Config("full", 500, 5)
 QUICK: Final = Config("quick", 30, 1)
 
 Lifecycle = Callable[[httpx.AsyncClient], Awaitable[None]]

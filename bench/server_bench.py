@@ -57,10 +57,11 @@ class Config:
     """Time budget for filling the store (the figures say how far it got)."""
     prism: bool
     connections: int = 32
+    warm_requests: int = 300
 
 
 FULL: Final = Config("full", 5.0, 3, (1_000, 100_000), 2.0, 300.0, prism=True)
-QUICK: Final = Config("quick", 0.3, 1, (50, 1_000), 0.3, 30.0, prism=False)
+QUICK: Final = Config("quick", 0.2, 1, (50, 500), 0.2, 30.0, prism=False, warm_requests=50)
 
 
 class Measured(Protocol):
@@ -93,10 +94,10 @@ def _measure(server: Measured, load: Load, tool: str) -> dict[str, float]:
     }
 
 
-def _warm(server: Measured, load: Load, seconds: float | None = None) -> None:
-    """A few hundred requests first (or ``seconds`` of load, for a JIT to settle): lazy
-    imports and first-call caches are not the figure."""
-    warm = replace(load, port=server.port, seconds=30, count=300)
+def _warm(server: Measured, load: Load, count: int, seconds: float | None = None) -> None:
+    """``count`` requests first (or ``seconds`` of load, for a JIT to settle): lazy imports
+    and first-call caches are not the figure."""
+    warm = replace(load, port=server.port, seconds=30, count=count)
     if seconds is not None:
         warm = replace(warm, seconds=seconds, count=None)
     run_load(warm, "python").check("warm-up")
@@ -129,7 +130,7 @@ def _pair(config: Config, tool: str, servers: Mapping[str, Measured], load: Load
     """mock against raw, interleaved so a slow spell on the machine hits both."""
     runs: dict[str, list[dict[str, float]]] = {name: [] for name in servers}
     for server in servers.values():
-        _warm(server, load)
+        _warm(server, load, config.warm_requests)
     for _ in range(config.repeats):
         for name, server in servers.items():
             runs[name].append(_measure(server, load, tool))
@@ -185,7 +186,7 @@ def _prism(config: Config, tool: str, status: Load, raw: dict[str, float], cpu: 
         with started as prism:
             path = f"{QUEUE_PATH}/requests/prism/status"  # Prism answers the spec's example
             load = replace(status, path=path)
-            _warm(prism, load, seconds=3.0)  # node's JIT
+            _warm(prism, load, 0, seconds=3.0)  # node's JIT
             runs = [_measure(prism, load, tool) for _ in range(config.repeats)]
         figures[name] = best_of(runs, HIGHER)
         figures[name]["ratio_per_cpu"] = ratio(figures[name]["per_cpu"], raw["per_cpu"])
