@@ -26,6 +26,7 @@ from contracts.checks.lifecycle import (
     queue_position_never_increases,
     status_never_goes_backwards,
 )
+from contracts.checks.responses import responses_conform_to_openapi
 from contracts.checks.runner import CHECK_NAMES, CheckOptions, check_all, find_violations
 from contracts.checks.violations import (
     ContractViolation,
@@ -35,6 +36,7 @@ from contracts.checks.violations import (
     PolledTooFast,
     QueuePositionIncreased,
     RequestDoesNotConform,
+    ResponseDoesNotConform,
     ResultFetchedEarly,
     StatusWentBackwards,
 )
@@ -52,6 +54,7 @@ __all__ = [
     "PolledTooFast",
     "QueuePositionIncreased",
     "RequestDoesNotConform",
+    "ResponseDoesNotConform",
     "ResultFetchedEarly",
     "StatusWentBackwards",
     "SyncVerdict",
@@ -64,6 +67,7 @@ __all__ = [
     "polling_not_faster_than",
     "queue_position_never_increases",
     "requests_conform_to_openapi",
+    "responses_conform_to_openapi",
     "result_fetched_only_after_completed",
     "status_never_goes_backwards",
 ]

@@ -1,44 +1,21 @@
 """Requests conform to the OpenAPI spec: each request on fal's hosts is an operation of the
-spec, with its required parameters, headers and credentials, and a body of the right schema.
-
-The spec is the one ``contracts.openapi`` generates (the committed ``openapi.yaml`` is the same
-document; a test keeps them equal), so the check also works from an installed package, where
-the repository's file is absent. Its paths are in the single-origin form (``/queue/...``), which
-is ``Exchange.target`` without the query.
-"""
+spec, with its required parameters, headers and credentials, and a body of the right schema."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
+from contracts.checks.spec import (
+    Spec,
+    SpecOperation,
+    coerce,
+    credential_header,
+    group_name,
+    grouped_findings,
+)
 from contracts.checks.violations import ContractViolation, RequestDoesNotConform
 from contracts.transcript import NOT_JSON, TRUNCATION_MARK, Exchange, Transcript
-
-_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
-
-
-@dataclass(frozen=True, slots=True)
-class SpecOperation:
-    method: str
-    template: str
-    pattern: re.Pattern[str]
-    operation: Mapping[str, Any]
-
-    @property
-    def literal_length(self) -> int:
-        """How much of the template is fixed text: the most specific template wins."""
-        return len(re.sub(r"\{[^}]+\}", "", self.template))
-
-
-@cache
-def default_spec() -> Mapping[str, Any]:
-    from contracts.openapi import build_spec
-
-    return build_spec()
 
 
 def requests_conform_to_openapi(
@@ -52,67 +29,34 @@ def requests_conform_to_openapi(
 def find_nonconforming_requests(
     transcript: Transcript, spec: Mapping[str, Any] | None = None
 ) -> Iterator[ContractViolation]:
-    checker = _Checker(spec if spec is not None else default_spec())
-    # The same mistake repeated (a client polling a wrong URL) is one finding, not hundreds.
-    found: dict[tuple[str, ...], list[tuple[Exchange, list[str]]]] = {}
-    for exchange in transcript.exchanges:
-        problems = checker.problems(exchange)
-        if problems:
-            key = (exchange.method, *_without_ids(problems, exchange.request_id))
-            found.setdefault(key, []).append((exchange, problems))
-    for repeats in found.values():
-        exchange, problems = repeats[0]
-        detail = "\n".join(f"  - {problem}" for problem in problems)
-        if len(repeats) > 1:
-            others = ", ".join(f"#{e.seq}" for e, _ in repeats[1:6])
-            more = f" and {len(repeats) - 6} more" if len(repeats) > 6 else ""
-            detail += f"\n  (the same in {len(repeats) - 1} other request(s): {others}{more})"
-        yield RequestDoesNotConform(
-            detail,
-            request_id=exchange.request_id,
-            history=transcript.history(exchange.request_id),
-            exchanges=[exchange],
-        )
+    checker = _RequestChecker(Spec(spec))
+    findings = ((e, p) for e in transcript.exchanges if (p := checker.problems(e)))
+    return grouped_findings(transcript, findings, RequestDoesNotConform)
 
 
-def _without_ids(problems: list[str], request_id: str | None) -> list[str]:
-    if not request_id:
-        return problems
-    return [problem.replace(request_id, "{request_id}") for problem in problems]
-
-
-class _Checker:
-    def __init__(self, spec: Mapping[str, Any]) -> None:
+class _RequestChecker:
+    def __init__(self, spec: Spec) -> None:
         self.spec = spec
-        self.components = spec.get("components", {})
-        self.operations = _operations(spec)
 
     def problems(self, exchange: Exchange) -> list[str]:
-        path = f"/{exchange.host}{exchange.path}"
-        candidates = [op for op in self.operations if op.pattern.match(path)]
-        if not candidates:
-            return [f"no operation of openapi.yaml has the path {path}"]
-        matching = [op for op in candidates if op.method == exchange.method.lower()]
-        if not matching:
-            allowed = ", ".join(sorted({op.method.upper() for op in candidates}))
-            return [f"{exchange.method} is not an operation of {path} (the spec has {allowed})"]
-        operation = max(matching, key=lambda op: op.literal_length)
-        name = operation.operation.get("operationId", operation.template)
+        operation = self.spec.operation_of(exchange)
+        if isinstance(operation, str):
+            return [operation]
         problems = [
             *self._security_problems(exchange, operation.operation),
             *self._parameter_problems(exchange, operation),
             *self._body_problems(exchange, operation.operation),
         ]
-        return [f"{name}: {problem}" for problem in problems]
+        return [f"{operation.name}: {problem}" for problem in problems]
 
     def _security_problems(self, exchange: Exchange, operation: Mapping[str, Any]) -> list[str]:
-        requirements = operation.get("security", self.spec.get("security", []))
+        requirements = operation.get("security", self.spec.document.get("security", []))
         if not requirements or any(not requirement for requirement in requirements):
             return []  # no requirement, or one that is satisfied by nothing at all
-        schemes = self.components.get("securitySchemes", {})
+        schemes = self.spec.components.get("securitySchemes", {})
         missing = []
         for requirement in requirements:
-            names = [_credential_header(schemes.get(scheme, {})) for scheme in requirement]
+            names = [credential_header(schemes.get(scheme, {})) for scheme in requirement]
             absent = [n for n in names if n is not None and not exchange.request_header(n)]
             if not absent:
                 return []
@@ -122,8 +66,7 @@ class _Checker:
     def _parameter_problems(self, exchange: Exchange, operation: SpecOperation) -> list[str]:
         problems = []
         query = exchange.query_params()
-        match = operation.pattern.match(f"/{exchange.host}{exchange.path}")
-        path_values = match.groupdict() if match else {}
+        path_values = operation.path_values(exchange)
         for parameter in operation.operation.get("parameters", []):
             name, where = parameter["name"], parameter["in"]
             if where == "query":
@@ -132,14 +75,15 @@ class _Checker:
             elif where == "header":
                 value = exchange.request_header(name)
             elif where == "path":
-                value = path_values.get(_group_name(name))
+                value = path_values.get(group_name(name))
             else:
                 continue
             if value is None:
                 if parameter.get("required", False):
                     problems.append(f"the required {where} parameter {name!r} is missing")
                 continue
-            error = self._schema_error(_coerce(value, parameter.get("schema", {})), parameter)
+            schema = parameter.get("schema", {})
+            error = self.spec.schema_error(coerce(value, schema), schema)
             if error is not None:
                 problems.append(f"{where} parameter {name!r} = {value!r}: {error}")
         return problems
@@ -164,69 +108,5 @@ class _Checker:
         payload = exchange.request_json()
         if payload is NOT_JSON:
             return ["the request body is not valid JSON"]
-        error = self._schema_error(payload, {"schema": schema}, body=True)
+        error = self.spec.schema_error(payload, schema, where=True)
         return [] if error is None else [f"the request body does not match its schema: {error}"]
-
-    def _schema_error(
-        self, value: Any, holder: Mapping[str, Any], body: bool = False
-    ) -> str | None:
-        from jsonschema import Draft202012Validator
-        from jsonschema.exceptions import best_match
-
-        schema = {**holder.get("schema", {}), "components": self.components}
-        error = best_match(Draft202012Validator(schema).iter_errors(value))
-        if error is None:
-            return None
-        where = "".join(f"[{p!r}]" for p in error.absolute_path) if body else ""
-        return f"{where} {error.message}".strip()
-
-
-def _operations(spec: Mapping[str, Any]) -> list[SpecOperation]:
-    found = []
-    for template, item in spec.get("paths", {}).items():
-        shared = item.get("parameters", [])
-        for method in _METHODS:
-            operation = item.get(method)
-            if operation is None:
-                continue
-            merged = dict(operation)
-            merged["parameters"] = [*shared, *operation.get("parameters", [])]
-            found.append(SpecOperation(method, template, _template_pattern(template), merged))
-    return found
-
-
-def _template_pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"\{([^}]+)\}", template)
-    regex = "".join(
-        f"(?P<{_group_name(part)}>[^/]+)" if index % 2 else re.escape(part)
-        for index, part in enumerate(parts)
-    )
-    return re.compile(f"^{regex}$")
-
-
-def _group_name(name: str) -> str:
-    return "p_" + re.sub(r"\W", "_", name)
-
-
-def _credential_header(scheme: Mapping[str, Any]) -> str | None:
-    if scheme.get("type") == "apiKey" and scheme.get("in") == "header":
-        return str(scheme.get("name"))
-    if scheme.get("type") == "http":
-        return "Authorization"
-    return None
-
-
-def _coerce(value: str, schema: Mapping[str, Any]) -> Any:
-    """A query, header or path value as the type its schema names (left a string when it does
-    not parse, so the schema's type error reports it)."""
-    kind = schema.get("type")
-    try:
-        if kind == "integer":
-            return int(value)
-        if kind == "number":
-            return float(value)
-    except ValueError:
-        return value
-    if kind == "boolean" and value in ("true", "false"):
-        return value == "true"
-    return value

@@ -57,6 +57,12 @@ def _conformance(transcript: Transcript, options: CheckOptions) -> Iterator[Cont
     return find_nonconforming_requests(transcript)
 
 
+def _responses(transcript: Transcript, options: CheckOptions) -> Iterator[ContractViolation]:
+    from contracts.checks.responses import find_nonconforming_responses  # jsonschema: on use
+
+    return find_nonconforming_responses(transcript)
+
+
 def _polling(transcript: Transcript, options: CheckOptions) -> Iterable[ContractViolation]:
     if options.poll_interval_s is None:
         return ()
@@ -65,6 +71,7 @@ def _polling(transcript: Transcript, options: CheckOptions) -> Iterable[Contract
 
 TRANSCRIPT_CHECKS: dict[str, Finder] = {
     "requests_conform_to_openapi": _conformance,
+    "responses_conform_to_openapi": _responses,
     "status_never_goes_backwards": lambda t, _: find_status_going_backwards(t),
     "queue_position_never_increases": lambda t, _: find_queue_position_increasing(t),
     "logs_only_grow": lambda t, _: find_logs_shrinking(t),

@@ -24,7 +24,6 @@ from contracts.checks import (
     logs_only_grow,
     polling_not_faster_than,
     queue_position_never_increases,
-    requests_conform_to_openapi,
     result_fetched_only_after_completed,
     status_never_goes_backwards,
 )
@@ -79,7 +78,11 @@ class Script:
             request_headers=request_headers,
             request_body=body if isinstance(body, str) or body is None else json.dumps(body),
             status_code=status_code,
-            response_headers={"content-type": "application/json", **(response_headers or {})},
+            response_headers={
+                "content-type": "application/json",
+                **({"x-fal-request-id": request_id} if request_id else {}),
+                **(response_headers or {}),
+            },
             response_body=raw_response if response is None else json.dumps(response),
             request_id=request_id,
             clock_time=clock_time,
@@ -88,7 +91,7 @@ class Script:
         return exchange
 
     def submit(self, position: int = 0, **kwargs: Any) -> Exchange:
-        body = {**URLS, "status": "IN_QUEUE", "queue_position": position}
+        body = {**URLS, "status": "IN_QUEUE", "queue_position": position, "gateway_request_id": RID}
         return self.add("POST", "/fal-ai/lipsync", 200, body, body=INPUT, **kwargs)
 
     def status(
@@ -377,95 +380,6 @@ def test_the_polling_check_runs_only_with_an_interval() -> None:
     assert find_violations(script.transcript(), CheckOptions()) == []
     failures = find_violations(script.transcript(), CheckOptions(poll_interval_s=0.5))
     assert [f.check for f in failures] == ["polling_not_faster_than"]
-
-
-# -- requests_conform_to_openapi ---------------------------------------------------------------
-
-
-def conformance_problems(exchange_maker: Any) -> str:
-    script = Script()
-    exchange_maker(script)
-    with pytest.raises(RequestDoesNotConform) as caught:
-        requests_conform_to_openapi(script.transcript())
-    return str(caught.value)
-
-
-def test_every_official_client_request_shape_conforms() -> None:
-    script = Script()
-    script.add(
-        "POST",
-        "/fal-ai/lipsync",
-        body={**INPUT, "sync_mode": "loop"},
-        query="fal_webhook=https%3A%2F%2Fhook.example%2Fcb",
-        headers={**AUTH, "x-fal-queue-priority": "low", "x-fal-request-timeout": "30.0"},
-    )
-    script.add("GET", f"{BASE}/status", query="logs=true")
-    script.add("GET", f"{BASE}/status/stream", query="logs=1")
-    script.add("GET", BASE)
-    script.add("PUT", f"{BASE}/cancel")
-    script.add("POST", "/fal-ai/lipsync", host="run", body=INPUT)
-    script.add("POST", "/storage/auth/token", host="rest", query="storage_type=fal-cdn-v3")
-    script.add(
-        "POST",
-        "/files/upload",
-        host="cdn",
-        body="<5 bytes of binary data>",
-        headers={**AUTH, "content-type": "text/plain", "x-fal-file-name": "a.txt"},
-    )
-    script.add("GET", "/files/abc123/out.mp4", host="cdn", headers={})
-    requests_conform_to_openapi(script.transcript())
-
-
-def test_a_path_no_operation_has() -> None:
-    report = conformance_problems(lambda s: s.add("GET", f"{BASE}/logs"))
-    assert f"no operation of openapi.yaml has the path /queue{BASE}/logs" in report
-
-
-def test_a_method_the_path_does_not_have() -> None:
-    report = conformance_problems(lambda s: s.add("DELETE", BASE))
-    assert f"DELETE is not an operation of /queue{BASE} (the spec has GET)" in report
-
-
-def test_missing_credentials() -> None:
-    report = conformance_problems(lambda s: s.add("GET", BASE, headers={}))
-    assert "getRequestResult: no credentials: the Authorization header is missing" in report
-
-
-def test_a_parameter_outside_its_schema() -> None:
-    report = conformance_problems(lambda s: s.add("GET", f"{BASE}/status", query="logs=yes"))
-    assert "query parameter 'logs' = 'yes': 'yes' is not one of" in report
-    report = conformance_problems(
-        lambda s: s.add(
-            "POST", "/fal-ai/lipsync", body=INPUT, headers={**AUTH, "x-fal-request-timeout": "0.5"}
-        )
-    )
-    assert "header parameter 'X-Fal-Request-Timeout' = '0.5'" in report
-
-
-def test_a_body_outside_its_schema() -> None:
-    report = conformance_problems(
-        lambda s: s.add("POST", "/fal-ai/lipsync", body={"video_url": "https://x/v.mp4"})
-    )
-    assert "submitLipsync: the request body does not match its schema" in report
-    assert "'audio_url' is a required property" in report
-    report = conformance_problems(lambda s: s.add("POST", "/fal-ai/lipsync", host="run"))
-    assert "runLipsync: the request body is required" in report
-    report = conformance_problems(lambda s: s.add("POST", "/fal-ai/lipsync", body="{not json"))
-    assert "the request body is not valid JSON" in report
-    report = conformance_problems(
-        lambda s: s.add(
-            "POST", "/fal-ai/lipsync", body=INPUT, headers={**AUTH, "content-type": "text/plain"}
-        )
-    )
-    assert "Content-Type 'text/plain' is not one of ['application/json']" in report
-
-
-def test_a_truncated_body_is_not_judged() -> None:
-    script = Script()
-    script.add(
-        "POST", "/fal-ai/lipsync", body='{"video_url": "data:...<truncated, 99999 bytes in all>'
-    )
-    requests_conform_to_openapi(script.transcript())
 
 
 # -- the transcript ----------------------------------------------------------------------------
