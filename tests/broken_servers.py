@@ -612,6 +612,14 @@ CATALOGUE: tuple[Broken, ...] = (
         expect_in_report=("there is no audio stream", "lasts 0.48 s, expected 1 s"),
     ),
     Broken(
+        # The real mock, but its placeholder engine does no lip-sync: a broken *lip-sync* server.
+        "placeholder_is_not_lipsynced",
+        "output_files_are_valid",
+        subscribe_with_logs,
+        options=CheckOptions(sync_score=True),
+        expect_in_report=("its mouth is not in sync with its audio", "no face found"),
+    ),
+    Broken(
         "off_spec_status_url",
         "requests_conform_to_openapi",
         subscribe_with_logs,

@@ -18,8 +18,9 @@ from contracts.checks import (
     output_files,
 )
 from contracts.checks.observations import statuses_seen
+from contracts.schemas.lipsync import EXAMPLE_AUDIO_URL, EXAMPLE_VIDEO_URL
 from contracts.transcript import Transcript
-from mock_server.checking import check_mock, probe_media, store_fetcher
+from mock_server.checking import check_mock, probe_media, score_sync, store_fetcher
 from tests.broken_servers import (
     APP,
     AUTH,
@@ -120,9 +121,9 @@ def test_each_check_fires_on_its_broken_server_or_client(broken: Broken) -> None
     with serve(wrap, policy=broken.policy) as served:
         broken.drive(served)
         fetch = served.fetch_over_http if broken.files_over_http else store_fetcher(served.engine)
-        failures = find_violations(
-            served.client_transcript(), broken.options, files=OutputFileTools(fetch, probe_media)
-        )
+        scorer = score_sync if broken.options.sync_score else None
+        tools = OutputFileTools(fetch, probe_media, scorer)
+        failures = find_violations(served.client_transcript(), broken.options, files=tools)
     fired = {failure.check for failure in failures}
     assert broken.breaks in fired, f"{broken.name}: nothing fired"
     assert fired <= {broken.breaks, *broken.also_breaks}, "\n\n".join(map(str, failures))
@@ -132,6 +133,19 @@ def test_each_check_fires_on_its_broken_server_or_client(broken: Broken) -> None
     assert "Offending exchange(s):" in report
 
 
-def test_the_catalogue_covers_every_check_but_the_sync_score() -> None:
+def test_the_catalogue_covers_every_check() -> None:
     covered = {broken.breaks for broken in CATALOGUE}
     assert covered == set(CHECK_NAMES)
+
+
+def test_the_reference_engine_passes_the_sync_score() -> None:
+    """The other side of ``placeholder_is_not_lipsynced``: real lip-sync output passes every
+    check, its sync score included, as the client saw it and as the mock stored it."""
+    options = CheckOptions(poll_interval_s=0.1, expected_duration_s=4.0, sync_score=True)
+    example = {"video_url": EXAMPLE_VIDEO_URL, "audio_url": EXAMPLE_AUDIO_URL}
+    with serve(policy="polls:1", engine="reference") as served:
+        fal_client.subscribe(APP, arguments=example, with_logs=True, on_queue_update=print)
+        tools = OutputFileTools(served.fetch_over_http, probe_media, score_sync)
+        failures = find_violations(served.client_transcript(), options, files=tools)
+        assert not failures, "\n\n".join(map(str, failures))
+        check_mock(served.engine, options)
