@@ -13,6 +13,7 @@ from contracts.checks.spec import (
     credential_header,
     group_name,
     grouped_findings,
+    spec_for,
 )
 from contracts.checks.violations import ContractViolation, RequestDoesNotConform
 from contracts.transcript import NOT_JSON, TRUNCATION_MARK, Exchange, Transcript
@@ -29,7 +30,7 @@ def requests_conform_to_openapi(
 def find_nonconforming_requests(
     transcript: Transcript, spec: Mapping[str, Any] | None = None
 ) -> Iterator[ContractViolation]:
-    checker = _RequestChecker(Spec(spec))
+    checker = _RequestChecker(spec_for(spec))
     findings = ((e, p) for e in transcript.exchanges if (p := checker.problems(e)))
     return grouped_findings(transcript, findings, RequestDoesNotConform)
 

@@ -54,8 +54,22 @@ class StatusSeen:
         return f"#{self.exchange.seq}{where}: {self.status}{position}{logs}"
 
 
+_last_seen: tuple[Transcript, dict[str, list[StatusSeen]]] | None = None
+
+
 def statuses_seen(transcript: Transcript) -> dict[str, list[StatusSeen]]:
-    """Per request id, every status the client was sent, in transcript order."""
+    """Per request id, every status the client was sent, in transcript order. Callers must not
+    change the answer: ``check_all`` asks for it once per check, so the last one is kept."""
+    global _last_seen
+    cached = _last_seen
+    if cached is not None and cached[0] is transcript:
+        return cached[1]
+    seen = _statuses_seen(transcript)
+    _last_seen = (transcript, seen)
+    return seen
+
+
+def _statuses_seen(transcript: Transcript) -> dict[str, list[StatusSeen]]:
     seen: dict[str, list[StatusSeen]] = {}
     for exchange in transcript.exchanges:
         for status in _statuses_in(exchange):

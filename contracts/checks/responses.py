@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
-from contracts.checks.spec import Spec, SpecOperation, grouped_findings
+from contracts.checks.spec import Spec, SpecOperation, grouped_findings, spec_for
 from contracts.checks.violations import ContractViolation, ResponseDoesNotConform
 from contracts.transcript import (
     NOT_JSON,
@@ -44,7 +44,7 @@ def responses_conform_to_openapi(
 def find_nonconforming_responses(
     transcript: Transcript, spec: Mapping[str, Any] | None = None
 ) -> Iterator[ContractViolation]:
-    checker = _ResponseChecker(Spec(spec))
+    checker = _ResponseChecker(spec_for(spec))
     findings = ((e, p) for e in transcript.exchanges if (p := checker.problems(e)))
     return grouped_findings(transcript, findings, ResponseDoesNotConform)
 

@@ -9,6 +9,7 @@ checks costs nothing.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -49,6 +50,16 @@ def default_spec() -> Mapping[str, Any]:
     return build_spec()
 
 
+def spec_for(document: Mapping[str, Any] | None) -> Spec:
+    """The checker for a spec; the default one is built once and keeps its validators."""
+    return _default_checker() if document is None else Spec(document)
+
+
+@cache
+def _default_checker() -> Spec:
+    return Spec(default_spec())
+
+
 def spec_path(exchange: Exchange) -> str:
     return f"/{exchange.host}{exchange.path}"
 
@@ -58,6 +69,7 @@ class Spec:
         self.document = document if document is not None else default_spec()
         self.components: Mapping[str, Any] = self.document.get("components", {})
         self.operations = _operations(self.document)
+        self._cache: dict[str, tuple[Callable[[Any], bool], Any]] = {}
 
     def operation_of(self, exchange: Exchange) -> SpecOperation | str:
         """The operation an exchange is a call of, or why there is none."""
@@ -76,15 +88,32 @@ class Spec:
     ) -> str | None:
         """The most relevant reason ``value`` does not match ``schema``, or None.
         ``where``: prefix the location inside the value (for bodies)."""
-        from jsonschema import Draft202012Validator
         from jsonschema.exceptions import best_match
 
-        root = {**self._narrowed(schema, value), "components": self.components}
-        error = best_match(Draft202012Validator(root).iter_errors(value))
-        if error is None:
+        is_valid, validator = self._validators(self._narrowed(schema, value))
+        if is_valid(value):
             return None
+        error = best_match(validator.iter_errors(value))
+        if error is None:
+            return None  # the fast validator was stricter than the reference one
         path = "".join(f"[{p!r}]" for p in error.absolute_path) if where else ""
         return f"{path} {error.message}".strip()
+
+    def _validators(self, schema: Mapping[str, Any]) -> tuple[Callable[[Any], bool], Any]:
+        """A fast yes/no and the reference validator (for its messages), built once per
+        distinct schema. Every poll of a long wait is validated, and jsonschema takes
+        milliseconds per status body where jsonschema-rs (schemathesis brings it) takes
+        microseconds; without it, jsonschema answers both."""
+        key = json.dumps(schema, sort_keys=True)
+        found = self._cache.get(key)
+        if found is None:
+            from jsonschema import Draft202012Validator
+
+            root = {**schema, "components": self.components}
+            validator = Draft202012Validator(root)
+            found = (_fast_is_valid(root) or validator.is_valid, validator)
+            self._cache[key] = found
+        return found
 
     def _narrowed(self, schema: Mapping[str, Any], value: Any) -> Mapping[str, Any]:
         """With a discriminator, the one schema the value claims to be: its errors then say
@@ -105,6 +134,19 @@ class Spec:
                 break  # an unknown kind: the oneOf reports it
             schema = {"$ref": target}
         return schema
+
+
+def _fast_is_valid(root: Mapping[str, Any]) -> Callable[[Any], bool] | None:
+    try:
+        import jsonschema_rs
+    except ImportError:
+        return None
+    try:
+        validator = jsonschema_rs.Draft202012Validator(dict(root))
+    except Exception:  # a schema it cannot compile (say, a regex dialect): the reference decides
+        return None
+    is_valid: Callable[[Any], bool] = validator.is_valid
+    return is_valid
 
 
 def grouped_findings(

@@ -4,6 +4,8 @@ fails, with a readable report, on the smallest transcript that breaks it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -408,3 +410,18 @@ def test_violations_are_assertion_errors() -> None:
     assert issubclass(ContractViolation, AssertionError)
     for kind in (StatusWentBackwards, LogsShrank, PolledTooFast, RequestDoesNotConform):
         assert issubclass(kind, ContractViolation) and kind.check in CHECK_NAMES
+
+
+def test_loading_the_checks_imports_neither_the_mock_nor_jsonschema() -> None:
+    """contracts never imports mock_server (DESIGN.md), and the plugin loads the checks at
+    startup: jsonschema waits until a conformance check runs."""
+    code = (
+        "import sys, contracts.checks, contracts.transcript; "
+        "leaked = sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('mock_server', 'jsonschema', 'jsonschema_rs', 'av')); "
+        "assert not leaked, leaked"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
