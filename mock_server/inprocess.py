@@ -93,7 +93,11 @@ class FalRouter(respx.MockRouter):
             _ASYNC.reset(token)
 
     def _escape(self, request: httpx.Request) -> UnmockedHostError:
-        self.escaped.append(f"{request.method} {request.url}")
+        # With other respx routers active (a test's own respx_mock), one of them may still
+        # answer: only an escape no other router can catch is remembered for teardown.
+        mocker = self.Mocker
+        if mocker is None or all(router is self for router in mocker.routers):
+            self.escaped.append(f"{request.method} {request.url}")
         where = "a fal host nor the target's" if self.target.remote else "one of fal's hosts"
         return UnmockedHostError(
             f"fal_mock: {request.method} {request.url} was stopped: {request.url.host!r} is "

@@ -231,3 +231,18 @@ def test_faults(fal_mock):
         )
     )
     inner.runpytest().assert_outcomes(passed=6)
+
+
+def test_alongside_respx_mock(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        module(
+            """
+def test_both_routers(fal_mock, respx_mock):
+    respx_mock.get("https://api.example.org/ok").respond(json={"ok": True})
+    assert httpx.get("https://api.example.org/ok").json() == {"ok": True}
+    assert fal_client.run(APP, arguments=ARGS)["video"]["file_size"] > 0
+    assert fal_mock.escaped == []  # the other router answered: not an escape
+"""
+        )
+    )
+    inner.runpytest().assert_outcomes(passed=1)
