@@ -108,8 +108,16 @@ def score_sync(data: bytes) -> SyncVerdict:
 def output_file_tools(
     engine: QueueEngine, options: CheckOptions, fetch_file: FetchFile | None = None
 ) -> OutputFileTools:
+    from_store = store_fetcher(engine)
+
+    def fetch(url: str) -> bytes:
+        # Outputs nobody fetched are named by internal refs, which only the store can read.
+        if fetch_file is None or url.startswith(FILE_REF_SCHEME):
+            return from_store(url)
+        return fetch_file(url)
+
     return OutputFileTools(
-        fetch=fetch_file or store_fetcher(engine),
+        fetch=fetch,
         probe=probe_media,
         score_sync=score_sync if options.sync_score else None,
     )
