@@ -63,6 +63,13 @@ class ExchangeRecorder:
         response_headers: dict[str, str] = {}
         chunks: list[bytes] = []
         size = 0
+        recorded = False
+
+        def record() -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self._record(scope, host, body, status, response_headers, b"".join(chunks), size)
 
         async def capture(message: Message) -> None:
             nonlocal status, size
@@ -76,12 +83,16 @@ class ExchangeRecorder:
                 if size < JOURNAL_BODY_LIMIT:
                     chunks.append(chunk[: JOURNAL_BODY_LIMIT - size])
                 size += len(chunk)
+                if not message.get("more_body", False):
+                    # Journaled before the last bytes leave: a client that reads the journal
+                    # the moment its response ends (a test, in another thread) finds the entry.
+                    record()
             await send(message)
 
         try:
             await self.app(scope, replay, capture)
         finally:
-            self._record(scope, host, body, status, response_headers, b"".join(chunks), size)
+            record()  # a response that never finished (an error, a client gone) is kept too
 
     def _record(
         self,
@@ -95,14 +106,15 @@ class ExchangeRecorder:
     ) -> None:
         engine = self.engine()
         path: str = scope.get(PUBLIC_PATH_KEY, scope["path"])
-        request_headers = {
-            k.decode("latin-1"): (
-                "<redacted>" if k.decode("latin-1") in _SECRET_HEADERS else v.decode("latin-1")
+        request_headers: dict[str, str] = {}
+        for raw_name, raw_value in scope["headers"]:
+            name = raw_name.decode("latin-1")
+            request_headers[name] = (
+                "<redacted>" if name in _SECRET_HEADERS else raw_value.decode("latin-1")
             )
-            for k, v in scope["headers"]
-        }
-        match = _REQUEST_ID_IN_PATH.search(path)
-        request_id = response_headers.get("x-fal-request-id") or (match and match.group(1))
+        request_id = response_headers.get("x-fal-request-id")
+        if not request_id and (match := _REQUEST_ID_IN_PATH.search(path)):
+            request_id = match.group(1)
         engine.journal.append(
             JournalEntry(
                 seq=engine.journal.next_seq(),
