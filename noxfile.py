@@ -1,5 +1,5 @@
 """One entry point for every check: ``nox`` runs tests, lint, typecheck, the spec check and
-the packaging check; ``nox -s bench`` runs the benchmarks."""
+the packaging check; ``nox -s bench`` runs the benchmarks; ``nox -s contract`` the contract run."""
 
 from __future__ import annotations
 
@@ -63,6 +63,34 @@ def bench(session: nox.Session) -> None:
     # respx: the in-process benchmark routes fal's hosts into the app as the plugin will.
     session.install("-e", f".{extra}", "respx>=0.21")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def contract(session: nox.Session) -> None:
+    """``fal-mock check``: schemathesis (positive, negative, stateful through the spec's links,
+    all checks) and the lifecycle checks, JUnit XML in junit-contract.xml.
+
+    Against a live mock started here (``FAL_MOCK_*`` settings apply), or against any server:
+    ``nox -s contract -- --base-url URL [--key KEY]``; other arguments go to ``fal-mock check``.
+    Not in the default sessions: the test suite already runs it on small budgets.
+    """
+    session.install("-e", ".[test]")
+    args = list(session.posargs)
+    if not any(arg.split("=")[0] == "--junit" for arg in args):
+        args += ["--junit", "junit-contract.xml"]
+    if any(arg.split("=")[0] == "--base-url" for arg in args):
+        session.run("fal-mock", "check", *args)
+    else:
+        session.run("python", "-c", CHECK_LOCAL_MOCK, *args)
+
+
+CHECK_LOCAL_MOCK = """
+import sys
+from mock_server.cli import main
+from mock_server.testing import LiveServer
+with LiveServer() as live:
+    sys.exit(main(["check", "--base-url", live.base_url, *sys.argv[1:]]))
+"""
 
 
 @nox.session

@@ -1,4 +1,5 @@
-"""``fal-mock``: serve the mock, write or check openapi.yaml, score an mp4's lip sync."""
+"""``fal-mock``: serve the mock, write or check openapi.yaml, score an mp4's lip sync, run the
+contract checks against a live server."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from mock_server import cli_lipsync
+from mock_server import cli_check, cli_lipsync
 from mock_server.engine.policies import POLICY_HELP
 
 
@@ -78,6 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     sync.add_argument("--expect-size", type=_size, metavar="WxH", help="expected frame size")
     sync.add_argument("--expect-duration", type=float, metavar="S", help="expected seconds")
     cli_lipsync.add_parser(commands)
+    cli_check.add_parser(commands)
     return parser
 
 
@@ -102,6 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return syncscore(args)
     if args.command == "lipsync":
         return cli_lipsync.run(args)
+    if args.command == "check":
+        return cli_check.run(args)
     return serve(vars(args))
 
 
