@@ -34,6 +34,7 @@ from mock_server.targets import PROXY_SUFFIX, Target
 
 __all__ = [
     "FAL_HOSTNAMES",
+    "LIVE_ORIGINS",
     "FalRouter",
     "TargetForwarder",
     "UnmockedHostError",
@@ -49,6 +50,10 @@ FORWARDED: Final = "fal_mock_forwarded"
 """Request extension marking a request the plugin already sent on to a target."""
 
 _PREFIXES: Final = frozenset(h.value for h in LogicalHost)
+
+LIVE_ORIGINS: Final[set[str]] = set()
+"""``scheme://host:port`` of the live mocks this process runs for the plugin
+(``fal_mock_server``): requests to them pass, so a test may use both fixtures."""
 
 _OTHER_FAL_MEDIA: Final = re.compile(r"^(?:[a-z0-9-]+\.)*fal\.media$")
 """File URLs on any other ``*.fal.media`` name are served as the CDN (``v3.fal.media``)."""
@@ -128,8 +133,14 @@ def _as_cdn(request: httpx.Request) -> httpx.Request:
     )
 
 
+def _to_live_mock(request: httpx.Request) -> httpx.Request | None:
+    origin = f"{request.url.scheme}://{request.url.netloc.decode()}"
+    return request if origin in LIVE_ORIGINS else None  # the request itself: pass through
+
+
 def route_to_app(router: FalRouter, bridge: AsgiBridge) -> None:
     """fal's hosts answered by the app on the bridge's loop."""
+    router.route(name="the plugin's live mocks").mock(side_effect=_to_live_mock)
     router.route(name="fal hosts", host__in=FAL_HOSTNAMES).mock(
         side_effect=_either(bridge.send, bridge.send_async)
     )

@@ -23,6 +23,7 @@ from mock_server.clients import (
     tls_environment,
 )
 from mock_server.controls import Control, EngineControl, remote_control
+from mock_server.inprocess import LIVE_ORIGINS
 from mock_server.pytest_fixtures import (
     MOCK_KEY,
     FalMock,
@@ -109,6 +110,7 @@ class LiveSession:
     def __init__(self, directory: Path) -> None:
         settings = MockSettings(port=0, policy="polls:1", seed=0, stream_tick=0.01)
         self.server = LiveServer(settings).start()
+        LIVE_ORIGINS.add(self.server.base_url)
         self._directory = directory
         self._tls: LiveServer | None = None
 
@@ -119,11 +121,13 @@ class LiveSession:
             twin = LiveServer(self.server.settings.model_copy(update=update))
             twin.app.state.engine = self.server.engine  # one engine behind both
             self._tls = twin.start()
+            LIVE_ORIGINS.add(self._tls.base_url)
         return self._tls.base_url, str(self._directory / "ca-bundle.pem")
 
     def stop(self) -> None:
         for server in (self._tls, self.server):
             if server is not None:
+                LIVE_ORIGINS.discard(server.base_url)
                 server.stop()
 
 

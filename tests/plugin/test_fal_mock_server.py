@@ -110,3 +110,22 @@ console.log(JSON.stringify(out.data));
         )
     )
     inner.runpytest().assert_outcomes(passed=1)
+
+
+def test_both_fixtures_in_one_test(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        module(
+            """
+def test_both(fal_mock, fal_mock_server):
+    # fal_mock stops requests to other hosts, but lets the plugin's own live mock through.
+    with fal_mock_server.pointed():
+        live = fal_client.run(APP, arguments=ARGS)
+    assert httpx.get(live["video"]["url"]).content[4:8] == b"ftyp"
+    routed = fal_client.run(APP, arguments=ARGS)
+    assert routed["video"]["url"].startswith("https://v3.fal.media/")
+    assert len(fal_mock_server.journal) == 2 and len(fal_mock.journal) == 1
+    assert fal_mock.escaped == []
+"""
+        )
+    )
+    inner.runpytest().assert_outcomes(passed=1)
