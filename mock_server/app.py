@@ -11,6 +11,8 @@ from mock_server.engine.queue import QueueEngine
 from mock_server.http.errors import install_error_handlers
 from mock_server.http.exchange import ExchangeRecorder
 from mock_server.http.hosts import HostDispatch
+from mock_server.http.render import StatusBodies
+from mock_server.http.status_route import StatusRoute
 from mock_server.routes import control, files, queue, run, storage
 from mock_server.settings import MockSettings
 
@@ -54,7 +56,9 @@ def create_app(settings: MockSettings | None = None) -> FastAPI:
             "docs": f"{origin}/docs",
         }
 
-    # Outermost first: find the logical host, then limit and journal the exchange.
+    # Each add wraps the ones before: the host is found first, then the exchange is limited and
+    # journaled, then a status poll is answered from rendered bytes before FastAPI routes it.
+    app.add_middleware(StatusRoute, state=app.state, bodies=StatusBodies())
     app.add_middleware(
         ExchangeRecorder,
         engine=lambda: app.state.engine,

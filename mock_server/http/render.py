@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import threading
+from typing import Any, Final
 
 from fastapi.responses import JSONResponse, Response
 
@@ -43,6 +44,38 @@ def status_body(
     if "metrics" in body:  # a request that never ran has no measurements, not null ones
         body["metrics"] = {k: v for k, v in body["metrics"].items() if v is not None}
     return body
+
+
+STATUS_BODIES_KEPT: Final = 4096
+"""Rendered status bodies kept: more than the requests a client polls at any one time."""
+
+
+class StatusBodies:
+    """Status bodies rendered once per visible state and then served as bytes.
+
+    Keyed by request, logs flag and queue URL (the only part of the public URLs a status body
+    holds), and valid while the job's view is equal to the one rendered: a view is a complete
+    snapshot of what the body shows, so no change can be missed. The bytes are exactly
+    ``JSONResponse(status_body(...))``'s, so the models in ``contracts`` stay the one source.
+    """
+
+    def __init__(self, kept: int = STATUS_BODIES_KEPT) -> None:
+        self._kept = kept
+        self._bodies: dict[tuple[str, bool, str], tuple[JobView, bytes]] = {}
+        self._lock = threading.Lock()  # an in-process client and a live server may share one
+
+    def render(self, view: JobView, urls: PublicUrls, with_logs: bool) -> bytes:
+        key = (view.request_id, with_logs, urls.queue)
+        cached = self._bodies.get(key)
+        if cached is not None and cached[0] == view:
+            return cached[1]
+        body = bytes(json_response(status_body(view, urls, with_logs)).body)
+        with self._lock:
+            self._bodies.pop(key, None)  # re-inserted last: the least recently rendered go first
+            if len(self._bodies) >= self._kept:
+                del self._bodies[next(iter(self._bodies))]
+            self._bodies[key] = (view, body)
+        return body
 
 
 def outcome_response(request_id: str, outcome: Outcome, urls: PublicUrls) -> Response:
