@@ -9,7 +9,8 @@ names (``https://queue.fal.run/...``; the app dispatches on the Host header). Tw
 
 - ``ASGITransport``: ``httpx.AsyncClient(transport=httpx.ASGITransport(app))``;
 - ``respx``: a plain ``httpx.AsyncClient()`` whose requests to fal's hosts respx routes into the
-  same kind of app (``respx.ASGIHandler``), as the planned pytest plugin's ``fal_mock`` will.
+  same kind of app (``respx.ASGIHandler``), as the planned pytest plugin's ``fal_mock`` will;
+- ``respx_canned``: the same route answering canned bytes, so what respx itself costs shows.
 
 Baseline, same run: the same five calls, made by the same client code, through a bare
 ``httpx.MockTransport`` whose handler returns the bytes the mock answered, canned. The ratio is
@@ -41,7 +42,7 @@ SUBMIT_URL: Final = "https://queue.fal.run/fal-ai/lipsync"
 HEADERS: Final = {"Authorization": "Key bench", "Content-Type": "application/json"}
 STATES: Final = ("IN_QUEUE", "IN_PROGRESS", "COMPLETED")
 CALLS: Final = 2 + len(STATES)
-WAYS: Final = ("asgi", "respx", "baseline")
+WAYS: Final = ("asgi", "respx", "respx_canned", "baseline")
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +63,7 @@ Lifecycle = Callable[[httpx.AsyncClient], Awaitable[None]]
 def figure_keys(config: Config) -> list[str]:
     keys = [f"{way}.us_per_lifecycle" for way in WAYS]
     keys += [f"{way}.us_per_call" for way in WAYS]
-    keys += ["ratio.asgi", "ratio.respx"]
+    keys += [f"ratio.{way}" for way in WAYS[:-1]]
     return keys
 
 
@@ -107,7 +108,9 @@ async def _canned() -> list[tuple[int, list[tuple[bytes, bytes]], bytes]]:
     return recorder.answers
 
 
-def _baseline_transport(answers: list[tuple[int, list[tuple[bytes, bytes]], bytes]]) -> Any:
+def _canned_handler(
+    answers: list[tuple[int, list[tuple[bytes, bytes]], bytes]],
+) -> Callable[[httpx.Request], httpx.Response]:
     """Canned answers in lifecycle order: the least a mock can do per call."""
     order = itertools.cycle(answers)
 
@@ -115,7 +118,7 @@ def _baseline_transport(answers: list[tuple[int, list[tuple[bytes, bytes]], byte
         status, headers, body = next(order)
         return httpx.Response(status, headers=headers, content=body)
 
-    return httpx.MockTransport(handler)
+    return handler
 
 
 async def _timed_pass(client: httpx.AsyncClient, lifecycles: int) -> float:
@@ -128,28 +131,34 @@ async def _timed_pass(client: httpx.AsyncClient, lifecycles: int) -> float:
 async def _run(config: Config) -> dict[str, Any]:
     answers = await _canned()
     asgi = httpx.AsyncClient(transport=httpx.ASGITransport(app=_app()))
-    baseline = httpx.AsyncClient(transport=_baseline_transport(answers))
+    baseline = httpx.AsyncClient(transport=httpx.MockTransport(_canned_handler(answers)))
+    # One respx route for fal's hosts, answering from the app, or canned bytes (what respx
+    # itself costs) for the "respx_canned" passes.
+    to_app, canned, mode = respx.ASGIHandler(_app()), _canned_handler(answers), {"canned": False}
+
+    def route(request: httpx.Request) -> Any:  # a coroutine for the app: respx awaits it
+        return canned(request) if mode["canned"] else to_app(request)
+
     # assert_all_mocked: a request that escaped the routes would go to the network; refuse it.
     router = respx.MockRouter(assert_all_called=False, assert_all_mocked=True)
-    router.route(host__in=sorted(HOST_TO_LOGICAL)).mock(side_effect=respx.ASGIHandler(_app()))
+    router.route(host__in=sorted(HOST_TO_LOGICAL)).mock(side_effect=route)
     plain = httpx.AsyncClient()
-    clients = {"asgi": asgi, "respx": plain, "baseline": baseline}
+    clients = {"asgi": asgi, "respx": plain, "respx_canned": plain, "baseline": baseline}
     seconds: dict[str, list[float]] = {way: [] for way in WAYS}
     async with asgi, baseline, plain:
         with router:
-            for client in clients.values():  # warm: first-call imports and caches
-                await _timed_pass(client, 3)
-            for _ in range(config.repeats):  # interleaved: a slow spell hits every way alike
-                for way, client in clients.items():
-                    seconds[way].append(await _timed_pass(client, config.lifecycles))
+            for passes in (1, *[config.lifecycles] * config.repeats):  # first: warm
+                for way, client in clients.items():  # interleaved: slow spells hit all alike
+                    mode["canned"] = way == "respx_canned"
+                    elapsed = await _timed_pass(client, 3 if passes == 1 else passes)
+                    if passes > 1:
+                        seconds[way].append(elapsed)
     results: dict[str, Any] = {}
     for way in WAYS:
         per_lifecycle = min(seconds[way]) / config.lifecycles * 1e6  # best of N
         results[way] = {"us_per_lifecycle": per_lifecycle, "us_per_call": per_lifecycle / CALLS}
     base = results["baseline"]["us_per_lifecycle"]
-    results["ratio"] = {
-        way: ratio(results[way]["us_per_lifecycle"], base) for way in ("asgi", "respx")
-    }
+    results["ratio"] = {way: ratio(results[way]["us_per_lifecycle"], base) for way in WAYS[:-1]}
     return results
 
 
@@ -174,6 +183,7 @@ def _rows(results: dict[str, Any]) -> Iterator[str]:
     labels = {
         "asgi": "mock via httpx.ASGITransport (fal host names)",
         "respx": "mock via respx -> ASGIHandler (plain AsyncClient)",
+        "respx_canned": "respx alone: same route, canned bytes",
         "baseline": "baseline: httpx.MockTransport, canned bytes",
     }
     for way in WAYS:
