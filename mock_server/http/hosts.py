@@ -13,6 +13,7 @@ and file URLs in answers point back the way the request came in.
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Final
@@ -99,7 +100,7 @@ class HostDispatch:
             return
         if hostname in HOST_TO_LOGICAL:
             logical = HOST_TO_LOGICAL[hostname]
-            urls = PublicUrls.fal_hosts(scheme, logical, host_header)
+            urls = _fal_host_urls(scheme, logical, host_header)
             public_path, query = path, scope.get("query_string", b"")
         elif path == PROXY_PATH:
             target = headers.get(PROXY_TARGET_HEADER)
@@ -108,10 +109,10 @@ class HostDispatch:
                 await _reply(send, problem[0], {"detail": problem[1]})
                 return
             logical, public_path, query = parsed
-            urls = PublicUrls.prefixed(origin)
+            urls = _prefixed_urls(origin)
         elif (prefix := "/" + path.split("/", 2)[1]) in _PREFIXES:
             logical = _PREFIXES[prefix]
-            urls = PublicUrls.prefixed(origin)
+            urls = _prefixed_urls(origin)
             public_path, query = path[len(prefix) :] or "/", scope.get("query_string", b"")
         else:
             await self.app(scope, receive, send)
@@ -128,6 +129,12 @@ class HostDispatch:
             PUBLIC_PATH_KEY: public_path,
         }
         await self.app(scope, receive, send)
+
+
+# Built once per origin clients use, not per request; bounded, so that odd Host headers cannot
+# grow them without limit.
+_prefixed_urls = functools.lru_cache(maxsize=256)(PublicUrls.prefixed)
+_fal_host_urls = functools.lru_cache(maxsize=256)(PublicUrls.fal_hosts)
 
 
 def _hostname(host_header: str) -> str:
