@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,7 +53,8 @@ class Job:
     input: LipsyncInput
     options: SubmitOptions
     policy: Policy
-    rng: random.Random
+    task_seed: int
+    """Seeds the job's result engine; drawn at submit, after the job's timings."""
     submitted_at: float
     ready_at: float
     duration: float

@@ -24,7 +24,7 @@ def job(seq: int, priority: str = "normal", policy: str = "virtual", **options: 
         input=INPUT,
         options=SubmitOptions(priority=priority, **options),  # type: ignore[arg-type]
         policy=Policy.parse(policy),
-        rng=random.Random(seq),
+        task_seed=seq,
         submitted_at=0.0,
         ready_at=0.0,
         duration=1.0,
