@@ -13,6 +13,7 @@ from mock_server.http.exchange import ExchangeRecorder
 from mock_server.http.hosts import HostDispatch
 from mock_server.http.render import StatusBodies
 from mock_server.http.status_route import StatusRoute
+from mock_server.http.submit_route import SubmitRoute
 from mock_server.routes import control, files, queue, run, storage
 from mock_server.settings import MockSettings
 
@@ -57,7 +58,8 @@ def create_app(settings: MockSettings | None = None) -> FastAPI:
         }
 
     # Each add wraps the ones before: the host is found first, then the exchange is limited and
-    # journaled, then a status poll is answered from rendered bytes before FastAPI routes it.
+    # journaled, then a status poll or a plain submit is answered before FastAPI routes it.
+    app.add_middleware(SubmitRoute, state=app.state)
     app.add_middleware(StatusRoute, state=app.state, bodies=StatusBodies())
     app.add_middleware(
         ExchangeRecorder,

@@ -15,6 +15,7 @@ from contracts.schemas import (
     InQueueStatus,
     Metrics,
     RequestLog,
+    SubmitResponse,
 )
 from mock_server.engine.jobs import JobView
 from mock_server.engine.results import Outcome, Success
@@ -76,6 +77,17 @@ class StatusBodies:
                 del self._bodies[next(iter(self._bodies))]
             self._bodies[key] = (view, body)
         return body
+
+
+def submit_response(view: JobView, urls: PublicUrls, app_id: str) -> JSONResponse:
+    """The submit answer: queued, with the URLs that lead back the way the request came in."""
+    body = SubmitResponse(
+        request_id=view.request_id,
+        gateway_request_id=view.request_id,
+        queue_position=view.queue_position or 0,
+        **urls.request_urls(view.request_id, app_id),
+    )
+    return json_response(body.model_dump(mode="json"), 200, {Header.REQUEST_ID: view.request_id})
 
 
 def outcome_response(request_id: str, outcome: Outcome, urls: PublicUrls) -> Response:

@@ -13,12 +13,12 @@ from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from contracts.operations import ENDPOINT_ID, WEBHOOK_QUERY, Limits
 from contracts.operations import Header as FalHeader
-from contracts.schemas import CancelResponse, SubmitResponse
+from contracts.schemas import CancelResponse
 from mock_server.engine.jobs import SubmitOptions
 from mock_server.engine.policies import Policy, PolicyError
 from mock_server.http.deps import AppIdDep, AuthDep, EngineDep, SettingsDep, UrlsDep
 from mock_server.http.errors import fal_error, validation_error
-from mock_server.http.render import json_response, outcome_response, status_body
+from mock_server.http.render import json_response, outcome_response, status_body, submit_response
 from mock_server.routes.inputs import InputBody
 
 router = APIRouter(prefix="/queue", tags=["queue"])
@@ -73,14 +73,7 @@ async def submit(
         webhook_url=fal_webhook,
         policy=_parse_policy(mock_policy),
     )
-    view = engine.submit(payload, app_id, options)
-    body = SubmitResponse(
-        request_id=view.request_id,
-        gateway_request_id=view.request_id,
-        queue_position=view.queue_position or 0,
-        **urls.request_urls(view.request_id, app_id),
-    )
-    return json_response(body.model_dump(mode="json"), 200, {FalHeader.REQUEST_ID: view.request_id})
+    return submit_response(engine.submit(payload, app_id, options), urls, app_id)
 
 
 @router.get("/{owner}/{alias}/requests/{request_id}/status")
