@@ -66,8 +66,10 @@ class Job:
     task_done_at: float | None = None
     """Clock time at which the task was first seen done (real engines finish on their own)."""
     outcome: Outcome | None = None
-    logs: list[LogLine] = field(default_factory=list)
-    pending_logs: list[tuple[LogLevel, str]] = field(default_factory=list)
+    # Tuples, replaced as they grow: a view shares the logs without a copy, and a job holds two
+    # fewer containers for the garbage collector to walk (logs are few; growing is cheap).
+    logs: tuple[LogLine, ...] = ()
+    pending_logs: tuple[tuple[LogLevel, str], ...] = ()
     history: list[HistoryEntry] = field(default_factory=list)
     sync: bool = False
     line_slot: int = 0

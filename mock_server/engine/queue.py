@@ -47,6 +47,7 @@ from mock_server.storage import FileStore
 __all__ = ["EngineConfig", "QueueEngine"]
 
 INF = math.inf
+_SYNC_RUN = SubmitOptions(policy=Policy("immediate"))
 
 
 class QueueEngine:
@@ -180,8 +181,7 @@ class QueueEngine:
         """A sync run: no queue; the caller waits on ``sync_outcome``."""
         with self._lock:
             now = self.clock.now()
-            options = SubmitOptions(policy=Policy("immediate"))
-            job = self._new_job(payload, app_id, options, now)
+            job = self._new_job(payload, app_id, _SYNC_RUN, now)
             job.sync = True
             self._start(job, now)
             return job
@@ -321,21 +321,22 @@ class QueueEngine:
             self._completed.append(job.request_id)
         self._reveal_logs(job, 1.0, now)
         if isinstance(outcome, Success):
-            job.logs.append(
-                LogLine(f"Completed in {self._inference_time(job):.3f} s", "INFO", iso(now))
-            )
+            line = LogLine(f"Completed in {self._inference_time(job):.3f} s", "INFO", iso(now))
+            job.logs += (line,)
         job.task = None
         self._record(job, now)
 
     def _reveal_logs(self, job: Job, fraction: float, now: float) -> None:
         """Show the engine's log lines progressively: logs only ever grow."""
-        if job.task is not None:
-            job.pending_logs.extend(job.task.take_logs())
+        if job.task is not None and (taken := job.task.take_logs()):
+            job.pending_logs += tuple(taken)
         total = len(job.logs) + len(job.pending_logs)
         target = min(total, math.ceil(total * min(max(fraction, 0.0), 1.0)))
-        while len(job.logs) < target and job.pending_logs:
-            level, message = job.pending_logs.pop(0)
-            job.logs.append(LogLine(message, level, iso(now)))
+        shown = min(target - len(job.logs), len(job.pending_logs))
+        if shown > 0:
+            stamp = iso(now)
+            job.logs += tuple(LogLine(msg, level, stamp) for level, msg in job.pending_logs[:shown])
+            job.pending_logs = job.pending_logs[shown:]
 
     def _inference_time(self, job: Job) -> float | None:
         if job.started_at is None or job.finished_at is None:
@@ -351,22 +352,18 @@ class QueueEngine:
 
     def _record(self, job: Job, at: float | None = None) -> None:
         """Add to the job's status history when its status or position changed."""
-        entry = HistoryEntry(
-            job.status, self._position(job), self.clock.now() if at is None else at
-        )
+        position = self._position(job)
         last = job.history[-1] if job.history else None
-        if last is None or (last.status, last.queue_position) != (
-            entry.status,
-            entry.queue_position,
-        ):
-            job.history.append(entry)
+        if last is None or last.status != job.status or last.queue_position != position:
+            time = self.clock.now() if at is None else at
+            job.history.append(HistoryEntry(job.status, position, time))
 
     def _view(self, job: Job) -> JobView:
         return JobView(
             request_id=job.request_id,
             status=job.status,
             queue_position=self._position(job),
-            logs=tuple(job.logs),
+            logs=job.logs,
             inference_time=self._inference_time(job),
             error=job.outcome.error if isinstance(job.outcome, Failure) else None,
             error_type=job.outcome.error_type if isinstance(job.outcome, Failure) else None,

@@ -24,7 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts.operations import ENDPOINT_ID
 from contracts.operations import Header as FalHeader
 from contracts.schemas import LipsyncInput
-from mock_server.engine.jobs import Priority, SubmitOptions
+from mock_server.engine.jobs import SubmitOptions
 from mock_server.engine.queue import QueueEngine
 from mock_server.http.deps import check_credentials
 from mock_server.http.hosts import URLS_KEY, PublicUrls
@@ -34,7 +34,11 @@ from mock_server.settings import MockSettings
 _SUBMIT_PATH: Final = re.compile(r"/queue/([^/]+)/([^/]+)")
 """The FastAPI route's path, as Starlette matches it."""
 
-_PRIORITIES: Final[dict[bytes, Priority]] = {b"normal": "normal", b"low": "low"}
+_OPTIONS_BY_PRIORITY: Final[dict[bytes, SubmitOptions]] = {
+    b"normal": SubmitOptions(priority="normal"),
+    b"low": SubmitOptions(priority="low"),
+}
+"""A plain submit's options, shared by every job submitted with them (frozen values)."""
 
 _OPTIONAL_HEADERS: Final = frozenset(
     {FalHeader.RUNNER_HINT.encode(), FalHeader.REQUEST_TIMEOUT.encode(), b"x-mock-policy"}
@@ -74,7 +78,7 @@ class SubmitRoute:
         headers = _plain_submit_headers(scope)
         if headers is None:
             return None
-        authorization, priority = headers
+        authorization, options = headers
         engine: QueueEngine = self.state.engine
         settings: MockSettings = self.state.settings
         try:
@@ -83,15 +87,15 @@ class SubmitRoute:
             payload = LipsyncInput.model_validate(json.loads(body), from_attributes=True)
         except Exception:  # whatever fails, the route answers it, in its own words
             return None
-        view = engine.submit(payload, app_id, SubmitOptions(priority=priority))
+        view = engine.submit(payload, app_id, options)
         urls: PublicUrls = scope[URLS_KEY]
         return submit_response(view, urls, app_id)
 
 
-def _plain_submit_headers(scope: Scope) -> tuple[str | None, Priority] | None:
-    """(Authorization, priority) of a submit with no optional header, or None."""
+def _plain_submit_headers(scope: Scope) -> tuple[str | None, SubmitOptions] | None:
+    """(Authorization, options) of a submit with no optional header, or None."""
     authorization: str | None = None
-    priority: Priority | None = None
+    options: SubmitOptions | None = None
     content_type: bytes | None = None
     for name, value in scope["headers"]:
         if name == b"authorization":
@@ -101,14 +105,14 @@ def _plain_submit_headers(scope: Scope) -> tuple[str | None, Priority] | None:
             if content_type is None:
                 content_type = value
         elif name == _PRIORITY_HEADER:
-            if priority is not None or value not in _PRIORITIES:
+            if options is not None or value not in _OPTIONS_BY_PRIORITY:
                 return None  # repeated or invalid: the route decides which one counts
-            priority = _PRIORITIES[value]
+            options = _OPTIONS_BY_PRIORITY[value]
         elif name in _OPTIONAL_HEADERS:
             return None
     if content_type is None or not _is_json(content_type):
         return None
-    return authorization, priority or "normal"
+    return authorization, options or _OPTIONS_BY_PRIORITY[b"normal"]
 
 
 def _is_json(content_type: bytes) -> bool:
