@@ -1,6 +1,10 @@
 """The fal ``fal-ai/lipsync`` contract: models, operations and the generated OpenAPI spec.
 
 The single source of truth of fal-lipsync-mock. Nothing here imports ``mock_server``.
+
+PYTEST_DONT_REWRITE: the pytest plugin (entry point ``fal_mock``) makes pytest mark this
+package for assertion rewriting; it is imported before that (by the plugin itself, or by a
+pytester run inside a test session), and nothing here relies on rewritten asserts.
 """
 
 from contracts.operations import (

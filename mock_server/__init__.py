@@ -1,6 +1,10 @@
 """fal-lipsync-mock's server: ``create_app``, ``MockSettings``, ``LiveServer``, client helpers.
 
 Names load on first use, so importing the plain-Python engine does not pull in the web stack.
+
+PYTEST_DONT_REWRITE: the pytest plugin (entry point ``fal_mock``) makes pytest mark this
+package for assertion rewriting; it is imported before that (by the plugin itself, or by a
+pytester run inside a test session), and nothing here relies on rewritten asserts.
 """
 
 from __future__ import annotations
