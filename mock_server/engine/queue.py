@@ -303,6 +303,10 @@ class QueueEngine:
         except Exception as exc:  # an engine bug must end the job, never the server
             self._finish(job, now, engine_crash_failure(exc))
             return
+        if job.task.done():
+            # Done the moment it started (simulated engines): stamp it now, at the event's
+            # time, not at the end of a catch-up that may be far later.
+            job.task_done_at = now
         self._record(job, now)
 
     def _task_outcome(self, job: Job) -> Outcome:

@@ -299,3 +299,14 @@ def test_real_work_logs_show_as_they_arrive_on_the_clock(monkeypatch: pytest.Mon
     view = engine.observe(request_id)
     assert view is not None and view.status == "IN_PROGRESS"
     assert [line.message for line in view.logs][:1] == ["Rendering: 1/2 frames"]
+
+
+def test_one_long_clock_advance_plays_every_job_in_turn() -> None:
+    """Jobs started during a catch-up end at start + duration, not at the advance's end."""
+    engine = make("virtual", runners=1, queue_delay=(0.0, 0.0), inference_time=(1.0, 1.0))
+    ids = [submit(engine) for _ in range(3)]
+    engine.advance_clock(100.0)
+    views = [engine.observe(request_id) for request_id in ids]
+    assert [v.status for v in views if v is not None] == ["COMPLETED"] * 3
+    finished = [engine.history(request_id)[-1].time for request_id in ids]  # type: ignore[index]
+    assert [round(t - finished[0], 3) for t in finished] == [0.0, 1.0, 2.0]
