@@ -52,6 +52,15 @@ class StoredFile:
     def etag(self) -> str:
         return f'"{self.digest[:32]}"'
 
+    def as_file(self) -> dict[str, str | int]:
+        """fal's ``File`` for this file, its URL as the internal ref (rendered per request)."""
+        return {
+            "url": self.ref,
+            "content_type": self.content_type,
+            "file_name": self.file_name,
+            "file_size": self.size,
+        }
+
 
 @dataclass(slots=True)
 class PendingUpload:

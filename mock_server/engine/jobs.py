@@ -9,17 +9,11 @@ from typing import Any, Literal
 from contracts.operations import QueueStatusName
 from contracts.schemas import LipsyncInput, LogLevel
 from mock_server.engine.policies import Policy
-from mock_server.engine.results import Failure, Outcome, RunningTask
+from mock_server.engine.results import Outcome, RunningTask, infrastructure_failure
 
 Priority = Literal["normal", "low"]
 
-CANCELLED = Failure(
-    status_code=400,
-    body={"detail": "Request was cancelled", "error_type": "request_cancelled"},
-    error="Request was cancelled",
-    error_type="request_cancelled",
-    headers={"x-fal-error-type": "request_cancelled"},
-)
+CANCELLED = infrastructure_failure(400, "Request was cancelled", "request_cancelled")
 
 
 @dataclass(frozen=True, slots=True)

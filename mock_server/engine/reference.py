@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from contracts.schemas import LogLevel
+from mock_server.engine.jobs import CANCELLED
 from mock_server.engine.results import (
     EngineOptions,
     Failure,
@@ -31,6 +32,7 @@ from mock_server.engine.results import (
     Outcome,
     RunningTask,
     Success,
+    infrastructure_failure,
 )
 from mock_server.engine.workers import Ticket, WorkerPool, shared_pool
 
@@ -123,31 +125,14 @@ class _ReferenceTask:
             data = Path(value["path"]).read_bytes()
             name = f"lipsync-{self.spec.request_id[:8]}.mp4"
             stored = self.spec.store.put(data, CONTENT_TYPE, name)
-            file = {
-                "url": stored.ref,
-                "content_type": stored.content_type,
-                "file_name": stored.file_name,
-                "file_size": stored.size,
-            }
-            return Success({"video": file})
+            return Success({"video": stored.as_file()})
         if ticket.disconnected:
             detail = f"Runner disconnected: {ticket.failure}"
-            return _infrastructure(503, detail, "runner_disconnected")
+            return infrastructure_failure(503, detail, "runner_disconnected")
         if ticket.state == "cancelled":
-            return _infrastructure(400, "Request was cancelled", "request_cancelled")
-        return _infrastructure(
-            500, f"The reference engine failed: {ticket.failure}", "internal_error"
-        )
-
-
-def _infrastructure(status: int, detail: str, error_type: str) -> Failure:
-    return Failure(
-        status,
-        {"detail": detail, "error_type": error_type},
-        detail,
-        error_type,
-        {"x-fal-error-type": error_type},
-    )
+            return CANCELLED
+        detail = f"The reference engine failed: {ticket.failure}"
+        return infrastructure_failure(500, detail, "internal_error")
 
 
 def _level(level: str) -> LogLevel:

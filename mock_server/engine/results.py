@@ -32,28 +32,31 @@ class Failure:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+def infrastructure_failure(
+    status_code: int, detail: str, error_type: str, headers: dict[str, str] | None = None
+) -> Failure:
+    """fal's infrastructure error: ``{"detail", "error_type"}`` and ``X-Fal-Error-Type``."""
+    return Failure(
+        status_code,
+        {"detail": detail, "error_type": error_type},
+        detail,
+        error_type,
+        {**(headers or {}), "x-fal-error-type": error_type},
+    )
+
+
 # Failures the queue reports itself rather than an engine: a job that did not start in time, an
 # engine that raised. Here, next to Failure, so queue.py holds only the lifecycle.
 def start_timeout_failure(seconds: float) -> Failure:
     detail = f"Request timed out: it did not start within {seconds:g} s (X-Fal-Request-Timeout)"
-    return Failure(
-        status_code=504,
-        body={"detail": detail, "error_type": "request_timeout"},
-        error=detail,
-        error_type="request_timeout",
-        headers={"x-fal-request-timeout-type": "user", "x-fal-error-type": "request_timeout"},
+    return infrastructure_failure(
+        504, detail, "request_timeout", {"x-fal-request-timeout-type": "user"}
     )
 
 
 def engine_crash_failure(exc: Exception) -> Failure:
     detail = f"The result engine failed: {type(exc).__name__}: {exc}"
-    return Failure(
-        500,
-        {"detail": detail, "error_type": "internal_error"},
-        detail,
-        "internal_error",
-        {"x-fal-error-type": "internal_error"},
-    )
+    return infrastructure_failure(500, detail, "internal_error")
 
 
 Outcome = Success | Failure
@@ -149,14 +152,7 @@ class PlaceholderEngine:
         stored = spec.store.put(
             data, placeholder.CONTENT_TYPE, f"lipsync-{spec.request_id[:8]}.mp4"
         )
-        output = {
-            "video": {
-                "url": stored.ref,
-                "content_type": stored.content_type,
-                "file_name": stored.file_name,
-                "file_size": stored.size,
-            }
-        }
+        output = {"video": stored.as_file()}
         logs: list[tuple[LogLevel, str]] = [
             ("INFO", f"Inputs accepted (sync_mode={spec.input.sync_mode})"),
             ("INFO", f"Rendering placeholder video ({placeholder.FRAMES} frames)"),

@@ -14,7 +14,15 @@ from contracts.checks import (
     requests_conform_to_openapi,
     responses_conform_to_openapi,
 )
-from tests.contracts.test_checks import AUTH, BASE, INPUT, URLS, Script, a_correct_session, log
+from tests.contracts.transcript_script import (
+    AUTH,
+    BASE,
+    INPUT,
+    URLS,
+    Script,
+    a_correct_session,
+    log,
+)
 
 # -- requests_conform_to_openapi ---------------------------------------------------------------
 

@@ -18,29 +18,20 @@ import pytest
 
 from mock_server.clients import point_fal_client
 from mock_server.engine.policies import Policy
+from mock_server.pytest_fixtures import forget_fal_client_state
 from mock_server.testing import LiveServer
 from tests.conftest import LIPSYNC_INPUT
 
 APP = "fal-ai/lipsync"
 
 
-def _forget_cached_http_client() -> None:
-    """fal-client's module-level client caches its credentials and httpx client forever;
-    start each test from scratch and close the sockets it left."""
-    cached = fal_client.sync_client.__dict__
-    for name in ("_client", "_auth", "_token_manager"):
-        value = cached.pop(name, None)
-        if isinstance(value, httpx.Client):
-            value.close()
-
-
 @pytest.fixture
 def fal(live_mock: LiveServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[LiveServer]:
     monkeypatch.setenv("FAL_KEY", "test-key")
-    _forget_cached_http_client()
+    forget_fal_client_state()
     with point_fal_client(live_mock.base_url):
         yield live_mock
-    _forget_cached_http_client()
+    forget_fal_client_state()
     gc.collect()  # surface leaked sockets in the test that leaked them
 
 
