@@ -15,6 +15,7 @@ import random
 import threading
 from collections import deque
 from dataclasses import replace
+from typing import Protocol
 
 from contracts.schemas import CancelStatusName, LipsyncInput
 from mock_server.engine.clock import Clock, VirtualClock, WallClock, iso
@@ -43,8 +44,17 @@ from mock_server.engine.results import (
 from mock_server.engine.waiting import ClockRunners, WaitingLine
 from mock_server.storage import FileStore
 
+class JobListener(Protocol):
+    """What the engine tells of its jobs, in order, under its lock."""
+
+    def on_submitted(self, job: Job) -> None: ...
+    def on_started(self, job: Job) -> None: ...
+    def on_finished(self, job: Job) -> None: ...
+    def on_reset(self) -> None: ...
+
+
 # EngineConfig lives in config.py; re-exported because callers import it from here.
-__all__ = ["EngineConfig", "QueueEngine"]
+__all__ = ["EngineConfig", "JobListener", "QueueEngine"]
 
 INF = math.inf
 _SYNC_RUN = SubmitOptions(policy=Policy("immediate"))
@@ -56,6 +66,9 @@ class QueueEngine:
         self._job_rng = random.Random()
         self.config = config
         self.clock: Clock = VirtualClock()
+        self.listeners: list[JobListener] = []
+        """Told of each job's submit, start and finish (webhooks, persistence); they survive
+        ``reset`` and are told of it. Called under the engine's lock: they must not block."""
         self.reset()
 
     # -- configuration ------------------------------------------------------------------
@@ -90,6 +103,8 @@ class QueueEngine:
             self._processed_until = 0.0
             self._seq = 0
             self._tokens: set[str] = set()
+            for listener in self.listeners:
+                listener.on_reset()
 
     def set_policy(self, policy: Policy) -> None:
         """Policy for new requests. Switching between wall and virtual time keeps the clock's
@@ -128,6 +143,8 @@ class QueueEngine:
                 if job.policy.time_based:
                     self._catch_up(now)
             self._record(job)
+            for listener in self.listeners:
+                listener.on_submitted(job)
             return self._view(job)
 
     def observe(self, request_id: str) -> JobView | None:
@@ -308,6 +325,8 @@ class QueueEngine:
             # time, not at the end of a catch-up that may be far later.
             job.task_done_at = now
         self._record(job, now)
+        for listener in self.listeners:
+            listener.on_started(job)
 
     def _task_outcome(self, job: Job) -> Outcome:
         if job.task is None:
@@ -329,6 +348,8 @@ class QueueEngine:
             job.logs += (line,)
         job.task = None
         self._record(job, now)
+        for listener in self.listeners:
+            listener.on_finished(job)
 
     def _reveal_logs(self, job: Job, fraction: float, now: float) -> None:
         """Show the engine's log lines progressively: logs only ever grow."""
