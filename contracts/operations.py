@@ -8,8 +8,10 @@ path or status code is written exactly once.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from typing import Final, Literal
 
 ENDPOINT_ID: Final = "fal-ai/lipsync"
@@ -220,6 +222,15 @@ GET_FILE = Operation(
     (200, 206, 404, 416),
     authenticated=False,
 )
+JWKS = Operation(
+    "getWebhookKeys",
+    LogicalHost.REST,
+    "GET",
+    "/.well-known/jwks.json",
+    "The public keys (JWKS) webhook signatures verify against",
+    (200,),
+    authenticated=False,
+)
 
 OPERATIONS: Final[tuple[Operation, ...]] = (
     SUBMIT,
@@ -240,7 +251,28 @@ OPERATIONS: Final[tuple[Operation, ...]] = (
     UPLOAD_PART_PUT,
     UPLOAD_COMPLETE,
     GET_FILE,
+    JWKS,
 )
+
+
+@cache
+def _path_pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"(\{[^}]+\})", template)
+    regex = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+    return re.compile(f"^{regex}$")
+
+
+def find_operation(host: str, method: str, path: str) -> Operation | None:
+    """The operation a call is of: same logical host (its value), method and host-relative
+    path; None when it is none of the contract's."""
+    for operation in OPERATIONS:
+        if (
+            operation.host.value == host
+            and operation.method == method
+            and _path_pattern(operation.path).match(path)
+        ):
+            return operation
+    return None
 
 
 class Header:

@@ -3,10 +3,8 @@ the client was sent (submit answers, status polls, each event of a status stream
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
 from typing import Any
 
 from contracts import operations as ops
@@ -15,23 +13,9 @@ from contracts.transcript import NOT_JSON, Exchange, Transcript
 STATUS_RANK: dict[str, int] = {name: rank for rank, name in enumerate(ops.QUEUE_STATUS_ORDER)}
 
 
-@cache
-def _path_pattern(template: str) -> re.Pattern[str]:
-    parts = re.split(r"(\{[^}]+\})", template)
-    regex = "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
-    return re.compile(f"^{regex}$")
-
-
 def operation_of(exchange: Exchange) -> ops.Operation | None:
     """The contract operation an exchange was a call of (same host, method and path)."""
-    for operation in ops.OPERATIONS:
-        if (
-            operation.host.value == exchange.host
-            and operation.method == exchange.method
-            and _path_pattern(operation.path).match(exchange.path)
-        ):
-            return operation
-    return None
+    return ops.find_operation(exchange.host, exchange.method, exchange.path)
 
 
 @dataclass(frozen=True, slots=True)

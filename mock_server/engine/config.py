@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from contracts.faults import FaultPlan
 from mock_server.engine.policies import Policy
 from mock_server.engine.results import EngineOptions, LipsyncOptions
 
@@ -25,7 +26,12 @@ class EngineConfig:
     max_file_bytes: int = 100 * 1024 * 1024
     journal_limit: int = 10_000
     finished_limit: int = 10_000
+    result_retention: float = 3600.0
+    """Seconds a completed request is kept (fal: one hour); see retention.py."""
+    file_retention: float = 86_400.0
+    """Seconds a file no request holds (an upload) is kept."""
     lipsync: LipsyncOptions = field(default_factory=LipsyncOptions)
+    faults: FaultPlan = field(default_factory=FaultPlan.none)
 
     def engine_options(self) -> EngineOptions:
         return EngineOptions(seed=self.seed, runners=self.runners, lipsync=self.lipsync)

@@ -6,6 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from contracts.faults import FaultPlan, FaultRule
 from contracts.operations import QueueStatusName
 from contracts.schemas import LipsyncInput, LogLevel
 from mock_server.engine.policies import Policy
@@ -23,6 +24,8 @@ class SubmitOptions:
     start_timeout: float | None = None
     webhook_url: str | None = None
     policy: Policy | None = None
+    faults: FaultPlan | None = None
+    """A plan for this request alone (``X-Mock-Faults``), instead of the engine's."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +69,8 @@ class Job:
     pending_logs: tuple[tuple[LogLevel, str], ...] = ()
     history: list[HistoryEntry] = field(default_factory=list)
     sync: bool = False
+    fault: FaultRule | None = None
+    """The job fault it ends with (chosen at submit), if any."""
     line_slot: int = 0
     """Its place in the engine's waiting line while IN_QUEUE there; 0 when not waiting."""
 

@@ -26,6 +26,13 @@ class JournalEntry:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def wire_dict(self) -> dict[str, Any]:
+        """What was on the wire: all but ``extra["wall_time"]``, when this machine saw it.
+        Equal for equal runs (the determinism tests compare these)."""
+        entry = asdict(self)
+        entry["extra"].pop("wall_time", None)
+        return entry
+
 
 class Journal:
     """Bounded: the oldest entries go first, so a long-running mock's memory stays flat."""

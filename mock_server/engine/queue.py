@@ -17,9 +17,11 @@ from collections import deque
 from dataclasses import replace
 from typing import Protocol
 
+from contracts.faults import FaultPlan
 from contracts.schemas import CancelStatusName, LipsyncInput
 from mock_server.engine.clock import Clock, VirtualClock, WallClock, iso
 from mock_server.engine.config import EngineConfig
+from mock_server.engine.faults import FaultInjector, faulted_outcome
 from mock_server.engine.ids import SeededIds
 from mock_server.engine.jobs import (
     CANCELLED,
@@ -31,6 +33,7 @@ from mock_server.engine.jobs import (
 )
 from mock_server.engine.journal import Journal
 from mock_server.engine.policies import Policy
+from mock_server.engine.retention import Retention
 from mock_server.engine.results import (
     Failure,
     JobSpec,
@@ -43,6 +46,7 @@ from mock_server.engine.results import (
 )
 from mock_server.engine.waiting import ClockRunners, WaitingLine
 from mock_server.storage import FileStore
+
 
 class JobListener(Protocol):
     """What the engine tells of its jobs, in order, under its lock."""
@@ -66,7 +70,8 @@ class QueueEngine:
         self._job_rng = random.Random()
         self.config = config
         self.clock: Clock = VirtualClock()
-        self.listeners: list[JobListener] = []
+        self.retention = Retention(lambda: self.store)  # holds each job's output files
+        self.listeners: list[JobListener] = [self.retention]
         """Told of each job's submit, start and finish (webhooks, persistence); they survive
         ``reset`` and are told of it. Called under the engine's lock: they must not block."""
         self.reset()
@@ -93,7 +98,7 @@ class QueueEngine:
                 self.config.engine, self.config.engine_options()
             )
             self.ids = SeededIds(self.config.seed)
-            self.store = FileStore(self.ids.token, self.config.max_file_bytes)
+            self.store = FileStore(self.ids.token, self.config.max_file_bytes, self._clock_now)
             self.journal = Journal(self.config.journal_limit)
             self.clock = WallClock() if self.config.policy.kind == "realtime" else VirtualClock()
             self._jobs: dict[str, Job] = {}  # submission order
@@ -103,6 +108,7 @@ class QueueEngine:
             self._processed_until = 0.0
             self._seq = 0
             self._tokens: set[str] = set()
+            self.faults = FaultInjector(self.config.faults)
             for listener in self.listeners:
                 listener.on_reset()
 
@@ -116,6 +122,11 @@ class QueueEngine:
             elif policy.kind != "realtime" and isinstance(self.clock, WallClock):
                 self.clock = VirtualClock(now)
             self.config = replace(self.config, policy=policy)
+
+    def set_faults(self, plan: FaultPlan) -> None:
+        """Faults for what comes next; the plan's counters start from zero."""
+        with self._lock:
+            self.faults = FaultInjector(plan)
 
     def advance_clock(self, seconds: float) -> float:
         with self._lock:
@@ -150,11 +161,11 @@ class QueueEngine:
     def observe(self, request_id: str) -> JobView | None:
         """A status poll (or a stream tick): counts towards ``polls:N`` progression."""
         with self._lock:
+            now = self.clock.now()
+            self._catch_up(now)  # first: it forgets requests past their retention
             job = self._jobs.get(request_id)
             if job is None:
                 return None
-            now = self.clock.now()
-            self._catch_up(now)
             if job.policy.kind == "polls":
                 self._step_polled(job, now)
             elif job.policy.kind == "immediate":
@@ -165,28 +176,28 @@ class QueueEngine:
     def peek(self, request_id: str) -> JobView | None:
         """The current status, without counting as a poll."""
         with self._lock:
+            self._catch_up(self.clock.now())
             job = self._jobs.get(request_id)
             if job is None:
                 return None
-            self._catch_up(self.clock.now())
             return self._view(job)
 
     def outcome(self, request_id: str) -> tuple[JobView, Outcome | None] | None:
         """A result fetch: the outcome once COMPLETED, else None (still in progress)."""
         with self._lock:
+            self._catch_up(self.clock.now())
             job = self._jobs.get(request_id)
             if job is None:
                 return None
-            self._catch_up(self.clock.now())
             return self._view(job), job.outcome
 
     def cancel(self, request_id: str) -> CancelStatusName:
         with self._lock:
+            now = self.clock.now()
+            self._catch_up(now)
             job = self._jobs.get(request_id)
             if job is None:
                 return "NOT_FOUND"
-            now = self.clock.now()
-            self._catch_up(now)
             if job.status == "COMPLETED":
                 return "ALREADY_COMPLETED"
             if job.task is not None:
@@ -194,11 +205,12 @@ class QueueEngine:
             self._finish(job, now, CANCELLED)
             return "CANCELLATION_REQUESTED"
 
-    def run_now(self, payload: LipsyncInput, app_id: str) -> Job:
+    def run_now(self, payload: LipsyncInput, app_id: str, faults: FaultPlan | None = None) -> Job:
         """A sync run: no queue; the caller waits on ``sync_outcome``."""
         with self._lock:
             now = self.clock.now()
-            job = self._new_job(payload, app_id, _SYNC_RUN, now)
+            options = _SYNC_RUN if faults is None else replace(_SYNC_RUN, faults=faults)
+            job = self._new_job(payload, app_id, options, now)
             job.sync = True
             self._start(job, now)
             return job
@@ -243,6 +255,8 @@ class QueueEngine:
         ready_at = now + rng.uniform(*self.config.queue_delay)
         # Drawn for every engine, so the draws after it do not depend on the engine.
         duration = round(rng.uniform(*self.config.inference_time), 3)
+        # A per-request plan (X-Mock-Faults) stands alone; otherwise the engine's plan counts it.
+        faults = self.faults if options.faults is None else FaultInjector(options.faults)
         return Job(
             request_id=request_id,
             seq=self._seq,
@@ -254,6 +268,7 @@ class QueueEngine:
             submitted_at=now,
             ready_at=ready_at,
             duration=duration if self.results.simulated_duration else 0.0,
+            fault=faults.job_fault(),
         )
 
     def _step_polled(self, job: Job, now: float) -> None:
@@ -298,6 +313,7 @@ class QueueEngine:
             elif head is not None:
                 self._start(head, t)
         self._processed_until = max(self._processed_until, now)
+        self._trim_finished()
         for job in self._running_on_clock:
             if job.started_at is not None and job.duration > 0:
                 self._reveal_logs(job, (now - job.started_at) / job.duration, now)
@@ -332,7 +348,7 @@ class QueueEngine:
         if job.task is None:
             return engine_crash_failure(RuntimeError("job finished without a task"))
         try:
-            return job.task.outcome()
+            return faulted_outcome(job.fault, job.task.outcome())
         except Exception as exc:
             return engine_crash_failure(exc)
 
@@ -395,6 +411,5 @@ class QueueEngine:
         )
 
     def _trim_finished(self) -> None:
-        """Forget the longest-completed jobs beyond the limit, so memory stays bounded."""
-        while len(self._jobs) > self.config.finished_limit and self._completed:
-            self._jobs.pop(self._completed.popleft(), None)
+        """Forget completed jobs past their retention or beyond the limit, with their files."""
+        self.retention.trim(self._jobs, self._completed, self.config, self.clock.now())

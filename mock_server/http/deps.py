@@ -12,9 +12,11 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
+from contracts.faults import FaultPlan
 from contracts.operations import ENDPOINT_ID
 from mock_server.engine.queue import QueueEngine
 from mock_server.http.errors import FalError, fal_error
+from mock_server.http.faults import FAULT_PLAN_KEY
 from mock_server.http.hosts import URLS_KEY, PublicUrls
 from mock_server.settings import MockSettings
 
@@ -22,6 +24,12 @@ from mock_server.settings import MockSettings
 async def get_engine(request: Request) -> QueueEngine:
     engine: QueueEngine = request.app.state.engine
     return engine
+
+
+async def get_fault_plan(request: Request) -> FaultPlan | None:
+    """The request's own ``X-Mock-Faults`` plan, validated by the fault middleware."""
+    plan: FaultPlan | None = request.scope.get(FAULT_PLAN_KEY)
+    return plan
 
 
 async def get_settings(request: Request) -> MockSettings:
@@ -94,6 +102,7 @@ def require_app(owner: str, alias: str) -> str:
 
 EngineDep = Annotated[QueueEngine, Depends(get_engine)]
 SettingsDep = Annotated[MockSettings, Depends(get_settings)]
+FaultPlanDep = Annotated[FaultPlan | None, Depends(get_fault_plan)]
 UrlsDep = Annotated[PublicUrls, Depends(get_urls)]
 AuthDep = Annotated[Credential, Depends(authenticate)]
 AppIdDep = Annotated[str, Depends(app_from_path)]

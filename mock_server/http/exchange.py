@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -16,6 +17,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from contracts.operations import LogicalHost
 from mock_server.engine.journal import JournalEntry
 from mock_server.engine.queue import QueueEngine
+from mock_server.http.faults import FAULT_KEY, RAW_RECEIVE_KEY
 from mock_server.http.hosts import HOST_KEY, PUBLIC_PATH_KEY
 
 JOURNAL_BODY_LIMIT: Final = 64 * 1024
@@ -39,6 +41,8 @@ class ExchangeRecorder:
             await self.app(scope, receive, send)
             return
         host: LogicalHost | None = scope.get(HOST_KEY)
+        arrived = time.monotonic()  # the polling-interval check spaces requests by arrival
+        scope[RAW_RECEIVE_KEY] = receive  # a dropped-connection fault closes its connection
         limit = self.upload_limit if host is LogicalHost.CDN else self.body_limit
         body = await _read_body(scope, receive, limit)
         if body is None:
@@ -69,7 +73,9 @@ class ExchangeRecorder:
             nonlocal recorded
             if not recorded:
                 recorded = True
-                self._record(scope, host, body, status, response_headers, b"".join(chunks), size)
+                self._record(
+                    scope, host, body, status, response_headers, b"".join(chunks), size, arrived
+                )
 
         async def capture(message: Message) -> None:
             nonlocal status, size
@@ -103,6 +109,7 @@ class ExchangeRecorder:
         response_headers: dict[str, str],
         response_body: bytes,
         size: int,
+        arrived: float,
     ) -> None:
         engine = self.engine()
         path: str = scope.get(PUBLIC_PATH_KEY, scope["path"])
@@ -129,8 +136,16 @@ class ExchangeRecorder:
                 response_headers=response_headers,
                 response_body=_text(response_body, size),
                 request_id=request_id or None,
+                extra=_extra(scope, arrived),
             )
         )
+
+
+def _extra(scope: Scope, arrived: float) -> dict[str, object]:
+    extra: dict[str, object] = {"wall_time": arrived}
+    if (fault := scope.get(FAULT_KEY)) is not None:
+        extra["fault"] = fault
+    return extra
 
 
 class _Disconnected:

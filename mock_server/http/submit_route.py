@@ -2,13 +2,14 @@
 
 FastAPI spends most of a submit resolving its parameters (four dependencies, a query and four
 headers, each looked up and validated on every request). A plain submit has none of the
-optional parts: no ``fal_webhook``, no hint, timeout or ``x-mock-policy`` header, at most a
-valid priority, and a JSON body that validates as ``LipsyncInput``. That case, and only that
-one, is answered here, through the same engine call and the same rendering as the FastAPI
-route (:func:`~mock_server.http.render.submit_response`). Every other submit, valid or not, goes
-on to the FastAPI route untouched: it stays the one place that validates the optional parts
-and words the errors, so nothing here can drift from it. Nothing is changed before a request
-is known to be answered here: a submit handed on is queued once, by the route.
+optional parts: no ``fal_webhook``, no hint, timeout, ``x-mock-policy`` or ``x-mock-faults``
+header, at most a valid priority, and a JSON body that validates as ``LipsyncInput``. That
+case, and only that one, is answered here, through the same engine call and the same
+rendering as the FastAPI route (:func:`~mock_server.http.render.submit_response`). Every other
+submit, valid or not, goes on to the FastAPI route untouched: it stays the one place that
+validates the optional parts and words the errors, so nothing here can drift from it. Nothing
+is changed before a request is known to be answered here: a submit handed on is queued once,
+by the route.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from starlette.datastructures import State
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts.faults import FAULT_HEADER
 from contracts.operations import ENDPOINT_ID
 from contracts.operations import Header as FalHeader
 from contracts.schemas import LipsyncInput
@@ -41,7 +43,12 @@ _OPTIONS_BY_PRIORITY: Final[dict[bytes, SubmitOptions]] = {
 """A plain submit's options, shared by every job submitted with them (frozen values)."""
 
 _OPTIONAL_HEADERS: Final = frozenset(
-    {FalHeader.RUNNER_HINT.encode(), FalHeader.REQUEST_TIMEOUT.encode(), b"x-mock-policy"}
+    {
+        FalHeader.RUNNER_HINT.encode(),
+        FalHeader.REQUEST_TIMEOUT.encode(),
+        b"x-mock-policy",
+        FAULT_HEADER.lower().encode(),
+    }
 )
 """Headers whose presence hands the submit to the FastAPI route (it validates them)."""
 

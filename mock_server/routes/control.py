@@ -1,4 +1,5 @@
-"""The mock's own control plane under ``/_mock``: reset, seed, policy, clock, journal, state.
+"""The mock's own control plane under ``/_mock``: reset, seed, policy, clock, faults, journal,
+state.
 
 Not part of fal's contract, so not in openapi.yaml; documented in the app's /docs and README.
 """
@@ -10,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
+from contracts.faults import FaultPlan
 from mock_server.engine.policies import POLICY_HELP, Policy
 from mock_server.engine.results import ENGINES
 from mock_server.http.deps import EngineDep
@@ -110,6 +112,34 @@ async def advance(body: AdvanceRequest, engine: EngineDep) -> MockState:
     except ValueError as exc:
         raise fal_error(409, str(exc)) from None
     return _state(engine)
+
+
+class FaultsState(BaseModel):
+    plan: FaultPlan
+    counters: list[dict[str, int]] = Field(
+        description="Per rule, in order: requests it matched (seen) and hit (hits)."
+    )
+
+
+def _faults(engine: EngineDep) -> FaultsState:
+    return FaultsState(plan=engine.faults.plan, counters=engine.faults.counters())
+
+
+@router.get("/faults", summary="The fault plan in force and its counters")
+async def faults(engine: EngineDep) -> FaultsState:
+    return _faults(engine)
+
+
+@router.post("/faults", summary="Inject faults from now on (counters start from zero)")
+async def set_faults(plan: FaultPlan, engine: EngineDep) -> FaultsState:
+    engine.set_faults(plan)
+    return _faults(engine)
+
+
+@router.delete("/faults", summary="Stop injecting faults")
+async def clear_faults(engine: EngineDep) -> FaultsState:
+    engine.set_faults(FaultPlan.none())
+    return _faults(engine)
 
 
 @router.get("/journal", summary="Every exchange on fal's hosts, oldest first")

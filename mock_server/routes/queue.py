@@ -16,7 +16,14 @@ from contracts.operations import Header as FalHeader
 from contracts.schemas import CancelResponse
 from mock_server.engine.jobs import SubmitOptions
 from mock_server.engine.policies import Policy, PolicyError
-from mock_server.http.deps import AppIdDep, AuthDep, EngineDep, SettingsDep, UrlsDep
+from mock_server.http.deps import (
+    AppIdDep,
+    AuthDep,
+    EngineDep,
+    FaultPlanDep,
+    SettingsDep,
+    UrlsDep,
+)
 from mock_server.http.errors import fal_error, validation_error
 from mock_server.http.render import json_response, outcome_response, status_body, submit_response
 from mock_server.routes.inputs import InputBody
@@ -65,6 +72,7 @@ async def submit(
         ),
     ] = None,
     mock_policy: Annotated[str | None, Header(alias="x-mock-policy")] = None,
+    fault_plan: FaultPlanDep = None,
 ) -> JSONResponse:
     options = SubmitOptions(
         priority=priority or "normal",
@@ -72,6 +80,7 @@ async def submit(
         start_timeout=start_timeout,
         webhook_url=fal_webhook,
         policy=_parse_policy(mock_policy),
+        faults=fault_plan,
     )
     return submit_response(engine.submit(payload, app_id, options), urls, app_id)
 

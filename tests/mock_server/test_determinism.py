@@ -36,6 +36,8 @@ async def transcript(seed: int) -> tuple[list[dict[str, Any]], bytes]:
         video = await c.get(output["video"]["url"])
         await c.post("https://fal.run/fal-ai/lipsync", json=LIPSYNC_INPUT)
         entries = (await c.get("http://m/_mock/journal")).json()["entries"]
+    for entry in entries:  # when the mock saw it, on this machine's clock: not on the wire
+        assert isinstance(entry["extra"].pop("wall_time"), float)
     return entries, video.content
 
 

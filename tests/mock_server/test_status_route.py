@@ -192,4 +192,4 @@ def test_rendered_bodies_are_reused_only_for_an_equal_view() -> None:
 
 
 def journal(app: FastAPI) -> list[dict[str, Any]]:
-    return [entry.as_dict() for entry in app.state.engine.journal.entries()]
+    return [entry.wire_dict() for entry in app.state.engine.journal.entries()]

@@ -106,7 +106,7 @@ def state(app: FastAPI) -> tuple[Any, ...]:
     engine = app.state.engine
     ids = engine.request_ids()
     return (
-        [entry.as_dict() for entry in engine.journal.entries()],
+        [entry.wire_dict() for entry in engine.journal.entries()],
         ids,
         [engine.history(request_id) for request_id in ids],
     )

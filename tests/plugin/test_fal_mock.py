@@ -221,12 +221,16 @@ def test_history_of_an_unknown_request(fal_mock):
         fal_mock.history("nope")
 
 def test_faults(fal_mock):
-    if hasattr(fal_mock.engine, "set_faults"):
-        fal_mock.set_faults({"rules": [{"kind": "rate_limited", "times": 1}]})
-        fal_mock.set_faults(None)
-    else:
-        with pytest.raises(NotImplementedError, match="lands with the engine work"):
-            fal_mock.set_faults(FaultPlan())
+    submit = "https://queue.fal.run/fal-ai/lipsync"
+    auth = {"Authorization": "Key k"}
+    fal_mock.set_faults({"rules": [{"kind": "rate_limited", "times": 1}]})
+    assert httpx.post(submit, json=ARGS, headers=auth).status_code == 429
+    assert httpx.post(submit, json=ARGS, headers=auth).status_code == 200
+    fal_mock.set_faults('{"rules": [{"kind": "conflict"}]}')
+    assert httpx.post(submit, json=ARGS, headers=auth).status_code == 409
+    fal_mock.set_faults(None)
+    assert fal_mock.engine.faults.plan == FaultPlan()
+    assert httpx.post(submit, json=ARGS, headers=auth).status_code == 200
 """
         )
     )
