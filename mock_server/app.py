@@ -8,8 +8,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 
 from mock_server.engine.queue import QueueEngine
+from mock_server.http.control_guard import ControlGuard
 from mock_server.http.errors import install_error_handlers
 from mock_server.http.exchange import ExchangeRecorder
+from mock_server.http.faults import FaultInjection
 from mock_server.http.hosts import HostDispatch
 from mock_server.http.render import StatusBodies
 from mock_server.http.status_route import StatusRoute
@@ -58,9 +60,11 @@ def create_app(settings: MockSettings | None = None) -> FastAPI:
         }
 
     # Each add wraps the ones before: the host is found first, then the exchange is limited and
-    # journaled, then a status poll or a plain submit is answered before FastAPI routes it.
+    # journaled, then a fault may answer it, then a status poll or a plain submit is answered
+    # before FastAPI routes it.
     app.add_middleware(SubmitRoute, state=app.state)
     app.add_middleware(StatusRoute, state=app.state, bodies=StatusBodies())
+    app.add_middleware(FaultInjection, engine=lambda: app.state.engine)
     app.add_middleware(
         ExchangeRecorder,
         engine=lambda: app.state.engine,
@@ -68,4 +72,7 @@ def create_app(settings: MockSettings | None = None) -> FastAPI:
         upload_limit=settings.max_upload_bytes,
     )
     app.add_middleware(HostDispatch)
+    # Outermost: a control-plane request without the right to it is refused before anything else.
+    token = settings.control_token
+    app.add_middleware(ControlGuard, token=None if token is None else token.get_secret_value())
     return app

@@ -47,6 +47,27 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--tls-dir", type=Path, help="where the CA and certificate live")
     serve.add_argument("--access-log", action="store_true", default=None, help="log every request")
     serve.add_argument(
+        "--state-dir",
+        type=Path,
+        help="keep requests, files and the journal in DIR across restarts (default: memory)",
+    )
+    serve.add_argument(
+        "--result-retention",
+        type=float,
+        metavar="SECONDS",
+        help="keep a completed request and its files this long (default 3600, as fal)",
+    )
+    serve.add_argument(
+        "--file-retention",
+        type=float,
+        metavar="SECONDS",
+        help="keep an uploaded file this long (default 86400)",
+    )
+    serve.add_argument(
+        "--faults",
+        help="faults to inject: a FaultPlan as JSON or @file.json (see contracts.faults)",
+    )
+    serve.add_argument(
         "--allow-remote-inputs",
         action="store_true",
         default=None,
@@ -54,6 +75,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument(
         "--input-root", type=Path, help="reference engine: where file:// input URLs may point"
+    )
+    serve.add_argument(
+        "--allow-private-inputs",
+        action="store_true",
+        default=None,
+        help="remote inputs may be on private and loopback addresses (link-local and cloud "
+        "metadata stay refused)",
+    )
+    serve.add_argument(
+        "--allowed-input-hosts",
+        metavar="HOSTS",
+        help="comma-separated host names, addresses or networks remote inputs may always reach",
+    )
+    serve.add_argument(
+        "--control-token",
+        metavar="TOKEN",
+        help="token the /_mock control plane requires (prefer FAL_MOCK_CONTROL_TOKEN: a flag "
+        "shows in ps); unset: loopback clients only",
     )
     serve.add_argument(
         "--lipsync-backend",

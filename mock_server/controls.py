@@ -21,12 +21,11 @@ from mock_server.engine.journal import JournalEntry
 from mock_server.engine.policies import Policy
 from mock_server.engine.queue import QueueEngine
 from mock_server.engine.results import ENGINES
+from mock_server.http.control_guard import control_token_headers
 from mock_server.inprocess import FORWARDED, ssl_context
 from mock_server.targets import Target
 
 __all__ = ["Control", "EngineControl", "NoControl", "RemoteControl", "remote_control"]
-
-FAULTS_PENDING = "fault injection lands with the engine work"
 
 
 class Control(Protocol):
@@ -77,10 +76,7 @@ class EngineControl:
         self.engine.set_policy(Policy.parse(policy))
 
     def set_faults(self, plan: FaultPlan) -> None:
-        set_faults = getattr(self.engine, "set_faults", None)
-        if set_faults is None:
-            raise NotImplementedError(FAULTS_PENDING)
-        set_faults(plan)
+        self.engine.set_faults(plan)
 
     def advance(self, seconds: float) -> float:
         return self.engine.advance_clock(seconds)
@@ -90,12 +86,18 @@ class EngineControl:
 
 
 class RemoteControl:
-    """A fal-mock's control plane at ``url`` (``.../_mock``)."""
+    """A fal-mock's control plane at ``url`` (``.../_mock``).
 
-    def __init__(self, url: str, client: httpx.Client) -> None:
+    A mock started with a control token wants it on every call: ``token``, else
+    ``$FAL_MOCK_CONTROL_TOKEN``, is sent as ``X-Mock-Control-Token`` (it leaves ``Authorization``
+    to the client's fal key). Without a token, the mock answers loopback clients only.
+    """
+
+    def __init__(self, url: str, client: httpx.Client, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         self.description = f"the control plane at {self.url}"
         self._client = client
+        client.headers.update(control_token_headers(token))
 
     def close(self) -> None:
         self._client.close()
@@ -107,8 +109,6 @@ class RemoteControl:
             json=body,
             extensions={FORWARDED: True},  # past the plugin's own routes, if they are on
         )
-        if response.status_code in (404, 405) and path == "/faults":
-            raise NotImplementedError(f"{self.description} has no /faults: {FAULTS_PENDING}")
         if response.status_code >= 400:
             raise RuntimeError(
                 f"{method} {self.url}{path} answered {response.status_code}: {response.text}"
@@ -189,7 +189,7 @@ def remote_control(target: Target) -> RemoteControl | NoControl:
     url = target.control_url
     if url is None:
         return NoControl(target)
-    client = httpx.Client(timeout=30, verify=ssl_context())
+    client = httpx.Client(timeout=30, verify=ssl_context(), headers=control_token_headers())
     try:
         state = client.get(f"{url}/state", extensions={FORWARDED: True})
         if state.status_code == 200 and "seed" in state.json():

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from contracts.faults import FaultPlan
 from mock_server.engine.config import EngineConfig
 from mock_server.engine.policies import Policy
 from mock_server.engine.results import ENGINES, LipsyncOptions
@@ -37,6 +38,15 @@ class MockSettings(BaseSettings):
     max_upload_bytes: int = Field(256 * MiB, ge=1024, description="Largest uploaded file.")
     journal_limit: int = Field(10_000, ge=1, description="Journal entries kept (oldest go).")
     finished_limit: int = Field(10_000, ge=1, description="Completed requests kept.")
+    result_retention: float = Field(
+        3600.0, gt=0, description="Seconds a completed request (and its files) is kept, as fal."
+    )
+    file_retention: float = Field(
+        86_400.0, gt=0, description="Seconds an uploaded file (or a sync-run output) is kept."
+    )
+    state_dir: Path | None = Field(
+        None, description="Keep requests, files and the journal here across restarts."
+    )
     stream_tick: float = Field(0.05, gt=0, le=5, description="SSE status check interval (s).")
     keepalive_interval: float = Field(15.0, gt=0, description="SSE keep-alive comment interval.")
     queue_delay: tuple[float, float] = Field((0.2, 0.6), description="Seconds before a runner.")
@@ -47,6 +57,16 @@ class MockSettings(BaseSettings):
     input_root: Path | None = Field(
         None, description="Reference engine: directory file:// input URLs may point into."
     )
+    allow_private_inputs: bool = Field(
+        False,
+        description="Remote inputs may be on private and loopback addresses (link-local and "
+        "cloud metadata stay refused).",
+    )
+    allowed_input_hosts: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(),
+        description="Remote input hosts exempt from the address checks (comma-separated names, "
+        "addresses or networks).",
+    )
     max_input_bytes: int = Field(256 * MiB, ge=1024, description="Largest input media file.")
     max_input_seconds: float = Field(600.0, gt=0, description="Longest input media (seconds).")
     lipsync_backend: Literal["haar", "landmarks"] = Field(
@@ -55,12 +75,31 @@ class MockSettings(BaseSettings):
     tls: bool = Field(False, description="Serve HTTPS with a local CA made on first use.")
     tls_dir: Path | None = Field(None, description="Where the CA and certificate are kept.")
     access_log: bool = Field(False, description="uvicorn's access log.")
+    control_token: SecretStr | None = Field(
+        None,
+        description="Token the control plane (/_mock) requires; unset: loopback clients only.",
+    )
+    faults: Annotated[FaultPlan, NoDecode] = Field(
+        default_factory=FaultPlan.none,
+        description="Faults to inject: a FaultPlan as JSON, or @path to a JSON file.",
+    )
 
-    @field_validator("keys", mode="before")
+    @field_validator("keys", "allowed_input_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
             return frozenset(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _read_faults(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                text = Path(value[1:]).read_text() if value.startswith("@") else value
+            except OSError as exc:  # a ValueError, so it is reported as an invalid setting
+                raise ValueError(f"cannot read the fault plan: {exc}") from None
+            return FaultPlan.model_validate_json(text or "{}")
         return value
 
     @field_validator("policy")
@@ -83,6 +122,15 @@ class MockSettings(BaseSettings):
             raise ValueError("expected 0 <= low <= high")
         return value
 
+    @field_validator("control_token")
+    @classmethod
+    def _check_control_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None  # FAL_MOCK_CONTROL_TOKEN="" means no token
+        if any(c.isspace() for c in value.get_secret_value()):
+            raise ValueError("the control token must contain no whitespace")
+        return value
+
     @model_validator(mode="after")
     def _check_keys(self) -> MockSettings:
         if any(not key or any(c.isspace() for c in key) for key in self.keys):
@@ -100,11 +148,16 @@ class MockSettings(BaseSettings):
             max_file_bytes=self.max_upload_bytes,
             journal_limit=self.journal_limit,
             finished_limit=self.finished_limit,
+            result_retention=self.result_retention,
+            file_retention=self.file_retention,
             lipsync=LipsyncOptions(
                 allow_remote_inputs=self.allow_remote_inputs,
+                allow_private_inputs=self.allow_private_inputs,
+                allowed_input_hosts=self.allowed_input_hosts,
                 input_root=None if self.input_root is None else str(self.input_root),
                 max_input_bytes=self.max_input_bytes,
                 max_input_seconds=self.max_input_seconds,
                 tracker_backend=self.lipsync_backend,
             ),
+            faults=self.faults,
         )
