@@ -1,17 +1,23 @@
 """The mock's file store: uploads from both clients' flows, and the files jobs produce.
 
-Plain Python (no web framework). Files are kept in memory, content-addressed so that the same
-bytes stored for many jobs (the placeholder video) cost memory once. A file becomes visible
-only when its bytes are complete: an upload that stops half-way leaves nothing behind.
+Plain Python (no web framework). Files are content-addressed so that the same bytes stored for
+many jobs (the placeholder video) are kept once; their bytes live in memory, or on disk under a
+state directory (:mod:`mock_server.persistence` gives the store other :class:`Blobs`). A file
+becomes visible only when its bytes are complete: an upload that stops half-way leaves nothing.
+
+Files do not live forever (:mod:`mock_server.engine.retention`): a file a request holds (its
+output) goes when the request is forgotten; any other (uploads, sync-run outputs) goes once it
+is older than the file retention.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Protocol
 
 FILE_REF_SCHEME: Final = "fal-mock-file://"
 """How a stored file is referred to inside job outputs; rendered to a real URL per request,
@@ -74,12 +80,57 @@ class PendingUpload:
     parts: dict[int, bytes] = field(default_factory=dict)
 
 
+class Blobs(Protocol):
+    """Where a store's bytes live, told of every change to its files as it happens."""
+
+    def save(self, stored: StoredFile, stored_at: float, data: bytes, new_blob: bool) -> None:
+        """Keep ``stored`` (and ``data`` when ``new_blob``: no other file has these bytes)."""
+        ...
+
+    def load(self, digest: str) -> bytes: ...
+
+    def dropped(self, files: list[StoredFile], digests: list[str]) -> None:
+        """The files are forgotten; no file uses the bytes of ``digests`` any more."""
+        ...
+
+
+class MemoryBlobs:
+    def __init__(self) -> None:
+        self._blobs: dict[str, bytes] = {}
+
+    def save(self, stored: StoredFile, stored_at: float, data: bytes, new_blob: bool) -> None:
+        if new_blob:
+            self._blobs[stored.digest] = data
+
+    def load(self, digest: str) -> bytes:
+        return self._blobs[digest]
+
+    def dropped(self, files: list[StoredFile], digests: list[str]) -> None:
+        for digest in digests:
+            self._blobs.pop(digest, None)
+
+
+def _no_clock() -> float:
+    return 0.0
+
+
 class FileStore:
-    def __init__(self, new_id: Callable[[], str], max_file_bytes: int) -> None:
+    def __init__(
+        self,
+        new_id: Callable[[], str],
+        max_file_bytes: int,
+        now: Callable[[], float] = _no_clock,
+        blobs: Blobs | None = None,
+    ) -> None:
         self._new_id = new_id
         self.max_file_bytes = max_file_bytes
+        self._now = now
+        self.blobs: Blobs = blobs or MemoryBlobs()
         self._files: dict[str, StoredFile] = {}
-        self._blobs: dict[str, bytes] = {}
+        self._uses: dict[str, int] = {}  # digest -> files with those bytes
+        self._ages: deque[tuple[float, str]] = deque()  # (stored at, file id), oldest first
+        self._holder: dict[str, str] = {}  # file id -> the request holding it
+        self._holdings: dict[str, list[str]] = {}  # request id -> the files it holds
         self._pending: dict[str, PendingUpload] = {}
         self._last_hashed: tuple[bytes, str] = (b"", hashlib.sha256(b"").hexdigest())
 
@@ -92,7 +143,7 @@ class FileStore:
         stored = self._files.get(file_id)
         if stored is None:
             return None
-        return stored, self._blobs[stored.digest]
+        return stored, self.blobs.load(stored.digest)
 
     def lookup_ref(self, url: str) -> StoredFile | None:
         """The stored file a mock file URL (any origin) or internal ref names, if any."""
@@ -103,6 +154,34 @@ class FileStore:
 
     def __len__(self) -> int:
         return len(self._files)
+
+    # -- how long files live (mock_server/engine/retention.py decides when) ---------------
+
+    def hold(self, file_id: str, owner: str) -> None:
+        """Tie a file to a request (its output): it goes when ``release(owner)`` is called,
+        not by age."""
+        if file_id in self._files and file_id not in self._holder:
+            self._holder[file_id] = owner
+            self._holdings.setdefault(owner, []).append(file_id)
+
+    def release(self, owners: Iterable[str]) -> None:
+        """Forget the files these requests hold."""
+        self._drop([f for owner in owners for f in self._holdings.pop(owner, ())])
+
+    def expire(self, stored_by: float) -> None:
+        """Forget the files no request holds that were stored at ``stored_by`` or before."""
+        expired = []
+        while self._ages and self._ages[0][0] <= stored_by:
+            file_id = self._ages.popleft()[1]
+            if file_id not in self._holder:
+                expired.append(file_id)
+        self._drop(expired)
+
+    def restore(self, files: Iterable[tuple[StoredFile, float]]) -> None:
+        """Take up files kept from an earlier run, (file, stored at) oldest first; their
+        holders are told again with ``hold``."""
+        for stored, stored_at in files:
+            self._add(stored, stored_at)
 
     # -- uploads in steps ---------------------------------------------------------------
 
@@ -169,10 +248,33 @@ class FileStore:
         if len(data) > self.max_file_bytes:
             raise StorageError(413, f"File exceeds the limit of {self.max_file_bytes} bytes")
         digest = self._digest(data)
-        self._blobs.setdefault(digest, data)
         stored = StoredFile(file_id, name, content_type, len(data), digest)
-        self._files[file_id] = stored
+        stored_at = self._now()
+        # Saved before it is visible: a state directory has it once the upload is answered.
+        self.blobs.save(stored, stored_at, data, new_blob=digest not in self._uses)
+        self._add(stored, stored_at)
         return stored
+
+    def _add(self, stored: StoredFile, stored_at: float) -> None:
+        self._files[stored.file_id] = stored
+        self._uses[stored.digest] = self._uses.get(stored.digest, 0) + 1
+        self._ages.append((stored_at, stored.file_id))
+
+    def _drop(self, file_ids: list[str]) -> None:
+        files = [stored for f in file_ids if (stored := self._files.pop(f, None)) is not None]
+        unused = []
+        for stored in files:
+            self._holder.pop(stored.file_id, None)
+            self._uses[stored.digest] -= 1
+            if not self._uses[stored.digest]:
+                del self._uses[stored.digest]
+                unused.append(stored.digest)
+        if files:
+            self.blobs.dropped(files, unused)
+        if len(self._ages) > 2 * len(self._files) + 1024:
+            # Files dropped with their request wait here until they would have aged out;
+            # rebuilt once they outnumber the live ones, so memory follows the live files.
+            self._ages = deque(entry for entry in self._ages if entry[1] in self._files)
 
     def _digest(self, data: bytes) -> str:
         # Every job of the placeholder engine stores the very same bytes object: hash it once.

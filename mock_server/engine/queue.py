@@ -33,7 +33,6 @@ from mock_server.engine.jobs import (
 )
 from mock_server.engine.journal import Journal
 from mock_server.engine.policies import Policy
-from mock_server.engine.retention import Retention
 from mock_server.engine.results import (
     Failure,
     JobSpec,
@@ -44,6 +43,7 @@ from mock_server.engine.results import (
     make_engine,
     start_timeout_failure,
 )
+from mock_server.engine.retention import Retention
 from mock_server.engine.waiting import ClockRunners, WaitingLine
 from mock_server.storage import FileStore
 
