@@ -36,6 +36,7 @@ __all__ = [
     "JOB_FAULTS",
     "QUEUE_OPERATIONS",
     "RUNNER_ERROR_TYPES",
+    "VARIATIONS",
     "FaultKind",
     "FaultPlan",
     "FaultRule",
@@ -56,14 +57,19 @@ FaultKind = Literal[
     "internal_error",  # 500 {"detail": ...} (retried by @fal-ai/client on status only)
     "latency",  # the real answer, delay_s later (the event loop keeps serving others)
     "drop_connection",  # the connection closes with no response (a transport error)
+    # Variations the contract allows, on a JSON answer (not faults, but drawn and scheduled alike).
+    "omit_optional",  # the fields the spec marks optional are left out
+    "extra_fields",  # an unknown field is added (clients must ignore it)
     # Faults of the job, seen on status and result.
     "runner_error",  # COMPLETED + error/error_type; the result answers 503 with the type
     "result_422",  # COMPLETED; the result answers 422 {"detail": [...]}
     "user_timeout",  # COMPLETED; the result answers 504 + X-Fal-Request-Timeout-Type: user
 ]
 FAULT_KINDS: Final[tuple[FaultKind, ...]] = FaultKind.__args__  # type: ignore[attr-defined]
-EXCHANGE_FAULTS: Final = frozenset(FAULT_KINDS[:9])
-JOB_FAULTS: Final = frozenset(FAULT_KINDS[9:])
+JOB_FAULTS: Final = frozenset({"runner_error", "result_422", "user_timeout"})
+EXCHANGE_FAULTS: Final = frozenset(FAULT_KINDS) - JOB_FAULTS
+VARIATIONS: Final = frozenset({"omit_optional", "extra_fields"})
+"""Kinds that change an answer within the contract rather than failing it."""
 
 RUNNER_ERROR_TYPES: Final = (
     "request_timeout",

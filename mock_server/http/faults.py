@@ -18,12 +18,13 @@ from typing import Final
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from contracts.faults import FAULT_HEADER, FaultPlan, FaultRule
+from contracts.faults import FAULT_HEADER, VARIATIONS, FaultPlan, FaultRule
 from contracts.operations import Header as FalHeader
 from contracts.operations import LogicalHost, find_operation
 from mock_server.engine.faults import FaultInjector
 from mock_server.engine.queue import QueueEngine
 from mock_server.http.hosts import HOST_KEY
+from mock_server.http.variations import varying_send
 
 FAULT_KEY: Final = "fal_mock.fault"
 """Scope key: the kind of fault this exchange was answered with (the journal records it)."""
@@ -76,17 +77,19 @@ class FaultInjection:
                 return
             scope[FAULT_PLAN_KEY] = plan
             injector = FaultInjector(plan)
-        rule = None
+        rule = operation = None
         if injector.has_exchange_faults:
             relative = scope["path"][len(host.value) + 1 :]
             operation = find_operation(host.value, scope["method"], relative)
             if operation is not None:
                 rule = injector.exchange_fault(operation.operation_id)
-        if rule is None:
+        if rule is None or operation is None:
             await self.app(scope, receive, send)
             return
         scope[FAULT_KEY] = rule.kind
-        if rule.kind == "latency":
+        if rule.kind in VARIATIONS:
+            await self.app(scope, receive, varying_send(rule.kind, operation, send))
+        elif rule.kind == "latency":
             await asyncio.sleep(rule.delay_s)  # this request waits; the loop serves others
             await self.app(scope, receive, send)
         elif rule.kind == "drop_connection":

@@ -15,6 +15,7 @@ from contracts.faults import FAULT_HEADER, FaultPlan, FaultRule
 from mock_server.app import create_app
 from mock_server.asgi_bridge import AppThread, AsgiBridge
 from mock_server.engine.faults import FaultInjector
+from mock_server.http.variations import EXTRA_FIELD, EXTRA_VALUE
 from mock_server.settings import MockSettings
 from tests.conftest import LIPSYNC_INPUT
 
@@ -254,3 +255,38 @@ async def test_reset_goes_back_to_the_settings_plan() -> None:
     engine.set_faults(FaultPlan.none())
     engine.reset()
     assert engine.faults.plan == settings.faults
+
+
+async def test_omit_optional_leaves_out_only_what_the_spec_allows(
+    client: httpx.AsyncClient,
+) -> None:
+    await set_plan(client, {"kind": "omit_optional", "operations": ["getRequestStatus"]})
+    submitted = (await client.post(SUBMIT, json=LIPSYNC_INPUT)).json()
+    plain = (await client.get(submitted["status_url"], headers={FAULT_HEADER: "{}"})).json()
+    varied = await client.get(submitted["status_url"])
+    assert int(varied.headers["content-length"]) == len(varied.content)
+    body = varied.json()
+    assert {"metrics", "error", "error_type"} <= set(plain) - set(body)
+    assert body["status"] == "COMPLETED" and "logs" in body and "request_id" in body
+
+
+async def test_extra_fields_adds_an_unknown_field(client: httpx.AsyncClient) -> None:
+    await set_plan(client, {"kind": "extra_fields"})
+    submitted = (await client.post(SUBMIT, json=LIPSYNC_INPUT)).json()
+    assert submitted[EXTRA_FIELD] == EXTRA_VALUE
+    result = (await client.get(submitted["response_url"])).json()
+    assert result[EXTRA_FIELD] == EXTRA_VALUE and result["video"]["url"]
+
+
+@pytest.mark.parametrize("kind", ["omit_optional", "extra_fields"])
+@pytest.mark.fal_mock(policy="polls:2")
+def test_fal_client_takes_the_variations(fal_mock: Any, kind: str) -> None:
+    import fal_client
+
+    fal_mock.set_faults({"rules": [{"kind": kind}]})
+    updates: list[Any] = []
+    output = fal_client.subscribe(
+        "fal-ai/lipsync", arguments=LIPSYNC_INPUT, with_logs=True, on_queue_update=updates.append
+    )
+    assert output["video"]["content_type"] == "video/mp4"
+    assert all(e.extra.get("fault") == kind for e in fal_mock.journal if e.host == "queue")
