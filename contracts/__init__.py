@@ -19,6 +19,18 @@ from contracts.operations import (
 )
 from contracts.schemas import *  # noqa: F403  (the schemas package curates its own __all__)
 from contracts.schemas import __all__ as _schema_names
+from contracts.webhooks import (
+    JwksError,
+    VerifiedWebhook,
+    WebhookHeader,
+    WebhookHeaderError,
+    WebhookSignatureError,
+    WebhookTimestampError,
+    WebhookVerificationError,
+    fetch_jwks,
+    sign_webhook,
+    verify_webhook,
+)
 
 __all__ = [
     "ENDPOINT_ID",
@@ -26,8 +38,18 @@ __all__ = [
     "OPERATIONS",
     "QUEUE_STATUS_ORDER",
     "Header",
+    "JwksError",
     "LogicalHost",
     "Operation",
     "QueueStatusName",
+    "VerifiedWebhook",
+    "WebhookHeader",
+    "WebhookHeaderError",
+    "WebhookSignatureError",
+    "WebhookTimestampError",
+    "WebhookVerificationError",
+    "fetch_jwks",
+    "sign_webhook",
+    "verify_webhook",
     *_schema_names,
 ]

@@ -13,6 +13,7 @@ from contracts import operations as ops
 from contracts import schemas
 from contracts.openapi_components import SECURITY_SCHEME, ref, status_union
 from contracts.operations import OPERATIONS, Header, Limits, Operation
+from contracts.webhooks import FAL_JWKS_URL, TIMESTAMP_TOLERANCE, WebhookHeader
 
 _STRING: Final = {"type": "string"}
 
@@ -155,6 +156,7 @@ _SUCCESS: Final[dict[tuple[Operation, int], tuple[str, str]]] = {
     (ops.UPLOAD_PUT, 200): ("CdnUploadResult", "The file is stored."),
     (ops.UPLOAD_PART_PUT, 200): ("UploadPart", "The part is stored."),
     (ops.UPLOAD_COMPLETE, 200): ("CdnUploadResult", "The assembled file."),
+    (ops.JWKS, 200): ("Jwks", "The Ed25519 keys webhooks are signed with (RFC 8037 JWKs)."),
     (ops.CANCEL, 400): ("CancelResponse", "Already completed (`ALREADY_COMPLETED`)."),
     (ops.CANCEL, 404): ("CancelResponse", "Unknown request (`NOT_FOUND`)."),
     (ops.RESULT, 400): ("ErrorBody", "The request has not completed, or was cancelled."),
@@ -253,10 +255,27 @@ def paths() -> dict[str, dict[str, Any]]:
 
 def webhook_operation() -> dict[str, Any]:
     """The request fal POSTs to a submit's webhook URL (the spec's ``webhooks`` section)."""
+    signed = _header_texts()
     return {
         "summary": f"What fal POSTs to the submit's `{ops.WEBHOOK_QUERY}` URL",
-        "description": "Sent once the queued request finishes, signed with Ed25519 (headers "
-        "X-Fal-Webhook-Request-Id, -User-Id, -Timestamp and -Signature).",
+        "description": "Sent once the queued request finishes (not for sync runs). Signed with "
+        "Ed25519 over the four lines `request_id`, `user_id`, `timestamp` and the hex SHA-256 "
+        "of the raw body, joined with `\\n`; the public keys are the JWKS of "
+        f"`{ops.JWKS.operation_id}` (fal: `{FAL_JWKS_URL}`). Verifiers reject a timestamp more "
+        f"than {TIMESTAMP_TOLERANCE} s from now. Retried 10 times over 2 hours until a 2xx.",
+        "parameters": [
+            {"name": name, "in": "header", "required": True, "description": text, "schema": _STRING}
+            for name, text in signed.items()
+        ],
         "requestBody": {"required": True, "content": _json(ref("WebhookPayload"))},
         "responses": {"200": {"description": "Delivered (any 2xx will do)."}},
+    }
+
+
+def _header_texts() -> dict[str, str]:
+    return {
+        WebhookHeader.REQUEST_ID: "The request's id.",
+        WebhookHeader.USER_ID: "The id of the user who submitted the request.",
+        WebhookHeader.TIMESTAMP: "When it was signed, in Unix seconds.",
+        WebhookHeader.SIGNATURE: "The Ed25519 signature, hex.",
     }

@@ -32,7 +32,7 @@ from contracts.schemas.storage import (
     MultipartComplete,
     UploadPart,
 )
-from contracts.schemas.webhook import WebhookPayload
+from contracts.schemas.webhook import Jwk, Jwks, WebhookPayload
 
 __all__ = [
     "EXAMPLE_AUDIO_URL",
@@ -51,6 +51,8 @@ __all__ = [
     "InQueueStatus",
     "InitiateUpload",
     "InitiatedUpload",
+    "Jwk",
+    "Jwks",
     "LipsyncInput",
     "LipsyncOutput",
     "LogLevel",
