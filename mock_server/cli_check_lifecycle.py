@@ -27,6 +27,7 @@ from contracts import operations as ops
 from contracts.schemas import EXAMPLE_AUDIO_URL, EXAMPLE_VIDEO_URL
 from contracts.transcript import Exchange as WireExchange
 from contracts.transcript import StatusPoint, Transcript
+from mock_server.http.control_guard import control_token_headers
 
 EXAMPLE_INPUT = {"video_url": EXAMPLE_VIDEO_URL, "audio_url": EXAMPLE_AUDIO_URL}
 POLLED, STREAMED, CANCELLED, UNKNOWN = "A (polled)", "B (streamed)", "C (cancelled)", "unknown id"
@@ -182,7 +183,9 @@ class Recorder:
         """Each request's status history from a fal-mock's ``/_mock/requests/{id}``."""
         for request_id in request_ids.values():
             try:
-                answer = self.client.get(f"{self.base_url}/_mock/requests/{request_id}")
+                answer = self.client.get(
+                    f"{self.base_url}/_mock/requests/{request_id}", headers=control_token_headers()
+                )
                 points = answer.json()["history"] if answer.status_code == 200 else []
                 self.record.histories[request_id] = [
                     StatusPoint(p["status"], p.get("queue_position"), float(p["time"]))

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from contracts import operations as ops
+from mock_server.http.control_guard import control_token_headers
 
 STATE_PATH = "/_mock/state"
 ADVANCE_PATH = "/_mock/clock/advance"
@@ -57,7 +58,7 @@ def probe_target(client: httpx.Client, base_url: str) -> Target:
     if refused.status_code in (401, 403):
         raise KeyRefused(f"{refused.status_code} {refused.text[:200]}")
     try:
-        response = client.get(base_url + STATE_PATH)
+        response = client.get(base_url + STATE_PATH, headers=control_token_headers())
         state = response.json() if response.status_code == 200 else None
     except (httpx.HTTPError, ValueError):
         state = None
@@ -87,7 +88,9 @@ class ClockPump:
         self._thread: threading.Thread | None = None
 
     def _pump(self) -> None:
-        with httpx.Client(verify=self._verify, timeout=10.0) as own:
+        with httpx.Client(
+            verify=self._verify, timeout=10.0, headers=control_token_headers()
+        ) as own:
             while not self._stop.wait(self.interval):
                 try:
                     own.post(self._url, json={"seconds": self.step})

@@ -94,8 +94,9 @@ def run(args: argparse.Namespace) -> int:
 def _config(args: argparse.Namespace) -> Any:
     from mock_server.lipsync.inputs import InputConfig
 
-    # Local files are the point of this command: any path the user names is allowed.
-    return InputConfig(allow_remote=args.allow_remote, file_root=Path("/"))
+    # Local files are the point of this command: any path the user names is allowed, and so is
+    # any local server (the URLs come from the user's own command line, not from a request).
+    return InputConfig(allow_remote=args.allow_remote, allow_private=True, file_root=Path("/"))
 
 
 def _as_url(argument: str) -> str:

@@ -26,7 +26,7 @@ BODY_LIMIT: Final = 64 * 1024
 """Bodies above this are kept truncated, as the mock's own journal keeps them."""
 
 _REQUEST_ID_IN_PATH: Final = re.compile(r"/requests/([^/?]+)")
-_SECRET_HEADERS: Final = frozenset({"authorization", "x-fal-cdn-token"})
+_SECRET_HEADERS: Final = frozenset({"authorization", "x-fal-cdn-token", "x-mock-control-token"})
 
 
 class Recorder:

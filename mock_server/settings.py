@@ -75,6 +75,15 @@ class MockSettings(BaseSettings):
     tls: bool = Field(False, description="Serve HTTPS with a local CA made on first use.")
     tls_dir: Path | None = Field(None, description="Where the CA and certificate are kept.")
     access_log: bool = Field(False, description="uvicorn's access log.")
+    client_head_timeout: float = Field(
+        10.0, gt=0, description="Seconds a client has to send a request head (live server)."
+    )
+    client_body_timeout: float = Field(
+        300.0, gt=0, description="Seconds a client has to send a whole request body."
+    )
+    client_write_timeout: float = Field(
+        60.0, gt=0, description="Seconds an answer may wait for a client that stopped reading."
+    )
     control_token: SecretStr | None = Field(
         None,
         description="Token the control plane (/_mock) requires; unset: loopback clients only.",

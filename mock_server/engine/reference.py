@@ -80,6 +80,8 @@ class ReferenceEngine:
             "stored": stored,
             "input_config": {
                 "allow_remote": options.allow_remote_inputs,
+                "allow_private": options.allow_private_inputs,
+                "allowed_hosts": options.allowed_input_hosts,
                 "file_root": None if options.input_root is None else Path(options.input_root),
                 "max_bytes": options.max_input_bytes,
                 "max_seconds": options.max_input_seconds,

@@ -68,6 +68,8 @@ class LipsyncOptions:
     to worker processes)."""
 
     allow_remote_inputs: bool = False
+    allow_private_inputs: bool = False
+    allowed_input_hosts: frozenset[str] = frozenset()
     input_root: str | None = None
     max_input_bytes: int = 256 * 1024 * 1024
     max_input_seconds: float = 600.0

@@ -24,7 +24,7 @@ JOURNAL_BODY_LIMIT: Final = 64 * 1024
 """Bodies above this are journaled truncated (uploads, videos): the journal stays small."""
 
 _REQUEST_ID_IN_PATH = re.compile(r"/requests/([^/]+)")
-_SECRET_HEADERS: Final = frozenset({"authorization", "x-fal-cdn-token"})
+_SECRET_HEADERS: Final = frozenset({"authorization", "x-fal-cdn-token", "x-mock-control-token"})
 
 
 class ExchangeRecorder:

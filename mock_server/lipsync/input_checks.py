@@ -21,6 +21,7 @@ from av.container import InputContainer
 
 from contracts.schemas.errors import ValidationErrorBody, ValidationErrorItem
 from mock_server.lipsync.video import MAX_SECONDS, probe_video
+from mock_server.netguard import DestinationPolicy
 
 __all__ = [
     "MEDIA_KINDS",
@@ -87,6 +88,11 @@ class InputConfig:
 
     allow_remote: bool = False
     """Fetch ``http(s)://`` URLs. Off by default: no requests to arbitrary hosts from a mock."""
+    allow_private: bool = False
+    """Remote URLs may lead to private and loopback addresses (every redirect hop checked).
+    Link-local and cloud metadata addresses stay refused: see :mod:`mock_server.netguard`."""
+    allowed_hosts: frozenset[str] = frozenset()
+    """Remote hosts (names, addresses or networks) exempt from the address checks."""
     file_root: Path | None = None
     """Directory ``file://`` URLs may point into; ``None`` refuses every ``file://`` URL."""
     max_bytes: int = DEFAULT_MAX_BYTES
@@ -99,6 +105,15 @@ class InputConfig:
     def __post_init__(self) -> None:
         if self.max_bytes <= 0 or not self.max_seconds > 0 or not self.fetch_timeout_s > 0:
             raise ValueError("max_bytes, max_seconds and fetch_timeout_s must be positive")
+        self.destinations()  # an unusable allowed_hosts entry fails here, not at the first fetch
+
+    def destinations(self) -> DestinationPolicy:
+        """Where remote fetches may connect."""
+        return DestinationPolicy(
+            allow_private=self.allow_private,
+            allow_loopback=self.allow_private,
+            allowed_hosts=frozenset(self.allowed_hosts),
+        )
 
 
 def check_media(field: InputField, path: Path, config: InputConfig) -> float:

@@ -6,7 +6,11 @@ base64 or percent-encoded, sized before decoding; (3) the mock's own storage, by
 ``fal-mock-file://<id>/<name>`` or any mock file URL ``.../files/<id>/<name>``; (4) ``file://``
 URLs under :attr:`InputConfig.file_root` only (none by default), symlinks and ``..`` resolved
 before the check; (5) ``http(s)://`` only with :attr:`InputConfig.allow_remote` (off by default:
-a test tool must not fetch whatever a request names), streamed with a deadline and a size limit.
+a test tool must not fetch whatever a request names), streamed with a deadline and a size limit,
+and only to public addresses unless :attr:`InputConfig.allow_private` or
+:attr:`InputConfig.allowed_hosts` say otherwise: every redirect hop is checked where its
+connection is opened (:mod:`mock_server.netguard`), so neither a redirect nor a DNS answer that
+changes can lead the mock to a private, loopback, link-local or cloud metadata address.
 
 What a file is comes from its content, never from its name or MIME type: once the bytes are
 local, :func:`mock_server.lipsync.input_checks.check_media` probes them. Every problem with an
@@ -43,6 +47,7 @@ from mock_server.lipsync.input_checks import (
     check_media,
     unsupported_format,
 )
+from mock_server.netguard import DestinationRefused, guarded_client
 from mock_server.storage import FILE_REF_SCHEME, StoredFile
 
 # InputConfig, InputError and the field types are defined in input_checks, which needs them and
@@ -120,8 +125,9 @@ def resolve_input(
     """Fetch ``url`` into ``work_dir`` (as ``<field>.media``) when it is not a local file already,
     then check by content that it holds what ``field`` needs. Raises :class:`InputError` only.
 
-    ``http_client`` is used for remote URLs when given (tests inject a transport this way);
-    otherwise a client is made per download.
+    ``http_client`` is used for remote URLs when given (tests inject a transport this way: its
+    transport decides where requests go); otherwise a client is made per download that connects
+    only where ``config`` allows (:meth:`InputConfig.destinations`), each redirect hop included.
     """
     config = config or InputConfig()
     path, size, source = _fetch(field, url, work_dir, store, config, http_client)
@@ -227,7 +233,7 @@ def _download(
     field: InputField, url: str, work_dir: Path, config: InputConfig, client: httpx.Client | None
 ) -> tuple[Path, int, str]:
     own = client is None
-    http = client or httpx.Client(headers={"User-Agent": _USER_AGENT})
+    http = client or guarded_client(config.destinations(), headers={"User-Agent": _USER_AGENT})
     deadline = time.monotonic() + config.fetch_timeout_s
     try:
         stream = http.stream("GET", url, timeout=config.fetch_timeout_s, follow_redirects=True)
@@ -250,6 +256,13 @@ def _download(
                     yield chunk
 
             path, size = _write(field, chunks(), work_dir, config)
+    except DestinationRefused as error:
+        raise _download_error(
+            field,
+            f"{_shown(url)}: {error}. Inputs may come from public addresses only unless the mock "
+            "is started with --allow-private-inputs (private and loopback) or "
+            "--allowed-input-hosts.",
+        ) from error
     except (httpx.HTTPError, httpx.InvalidURL) as error:
         raise _download_error(field, f"{_shown(url)}: {type(error).__name__}: {error}") from error
     finally:

@@ -245,7 +245,7 @@ def test_remote_download_from_a_local_server(work_dir: Path) -> None:
         threading.Thread(target=server.serve_forever, daemon=True).start()
         try:
             url = f"http://127.0.0.1:{server.server_address[1]}/speech"
-            config = InputConfig(allow_remote=True)
+            config = InputConfig(allow_remote=True, allow_private=True)  # a loopback server
             resolved = resolve_input("audio_url", url, work_dir=work_dir, config=config)
         finally:
             server.shutdown()
