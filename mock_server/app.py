@@ -16,8 +16,9 @@ from mock_server.http.hosts import HostDispatch
 from mock_server.http.render import StatusBodies
 from mock_server.http.status_route import StatusRoute
 from mock_server.http.submit_route import SubmitRoute
-from mock_server.routes import control, files, queue, run, storage
+from mock_server.routes import control, files, queue, run, storage, webhooks
 from mock_server.settings import MockSettings
+from mock_server.webhooks import attach as attach_webhooks
 
 DESCRIPTION = """\
 A deterministic fake of fal.ai's queue for `fal-ai/lipsync`.
@@ -43,8 +44,10 @@ def create_app(settings: MockSettings | None = None) -> FastAPI:
     app = FastAPI(title="fal-lipsync-mock", version=package_version(), description=DESCRIPTION)
     app.state.settings = settings
     app.state.engine = engine
-    for module in (queue, run, storage, files, control):
+    for module in (queue, run, storage, files, control, webhooks):
         app.include_router(module.router)
+    app.include_router(webhooks.control_router)
+    attach_webhooks(engine, settings.webhook_options())
     install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)

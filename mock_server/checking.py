@@ -31,8 +31,10 @@ FetchFile = Callable[[str], bytes]
 
 
 def transcript_of(engine: QueueEngine) -> Transcript:
-    """Everything the mock saw on fal's hosts, and each known request's status history."""
-    exchanges = tuple(exchange_of(entry) for entry in engine.journal.entries())
+    """Everything the mock saw on fal's hosts, and each known request's status history (the
+    webhooks it sent are in the journal too, but are no client's exchanges)."""
+    entries = engine.journal.entries()
+    exchanges = tuple(exchange_of(entry) for entry in entries if not entry.outgoing)
     histories = {
         request_id: tuple(
             StatusPoint(point.status, point.queue_position, point.time)

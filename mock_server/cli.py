@@ -95,6 +95,24 @@ def build_parser() -> argparse.ArgumentParser:
         "shows in ps); unset: loopback clients only",
     )
     serve.add_argument(
+        "--webhook-allow-hosts",
+        metavar="HOSTS",
+        help="comma-separated webhook targets allowed besides loopback and the inbox: host "
+        "names, addresses, networks, or `public` for any public address",
+    )
+    serve.add_argument(
+        "--webhook-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="how long a webhook attempt may take before it counts as failed (default 15)",
+    )
+    serve.add_argument(
+        "--webhook-timestamps",
+        choices=("clock", "wall"),
+        help="X-Fal-Webhook-Timestamp from the mock's clock (default; deterministic under the "
+        "virtual clock) or the real time",
+    )
+    serve.add_argument(
         "--lipsync-backend",
         choices=("haar", "landmarks"),
         help="reference engine: mouth tracker (default haar; landmarks needs the extra)",
@@ -206,6 +224,7 @@ def banner(settings: Any) -> str:
         f"runners={settings.runners}",
         f"  hosts: {base}/queue  {base}/run  {base}/rest  {base}/cdn",
         f"  proxy: {base}/api/fal/proxy   control: {base}/_mock/state   docs: {base}/docs",
+        f"  webhooks: JWKS {base}/rest/.well-known/jwks.json   outbox: {base}/_mock/webhooks",
         "",
         "Python (fal-client), in your code or conftest:",
         "  from mock_server.clients import point_fal_client",

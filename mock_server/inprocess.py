@@ -47,7 +47,9 @@ FAL_HOSTNAMES: Final = tuple(HOST_TO_LOGICAL)
 """Every fal host name the mock serves, canonical names first."""
 
 FORWARDED: Final = "fal_mock_forwarded"
-"""Request extension marking a request the plugin already sent on to a target."""
+"""Request extension marking a request that passes to the network: one the plugin already sent
+on to a target, a control-plane call, or a webhook the mock sends (its dispatcher marks its
+requests so: ``mock_server.webhooks.dispatch.PASS_THROUGH``)."""
 
 _PREFIXES: Final = frozenset(h.value for h in LogicalHost)
 
@@ -138,8 +140,13 @@ def _to_live_mock(request: httpx.Request) -> httpx.Request | None:
     return request if origin in LIVE_ORIGINS else None  # the request itself: pass through
 
 
+def _marked_to_pass(request: httpx.Request) -> httpx.Request | None:
+    return request if request.extensions.get(FORWARDED) else None  # the request: pass through
+
+
 def route_to_app(router: FalRouter, bridge: AsgiBridge) -> None:
     """fal's hosts answered by the app on the bridge's loop."""
+    router.route(name="marked to pass").mock(side_effect=_marked_to_pass)
     router.route(name="the plugin's live mocks").mock(side_effect=_to_live_mock)
     router.route(name="fal hosts", host__in=FAL_HOSTNAMES).mock(
         side_effect=_either(bridge.send, bridge.send_async)
@@ -155,6 +162,7 @@ def route_to_target(router: FalRouter, forwarder: TargetForwarder) -> None:
     """fal's hosts sent on to a ``--fal-target`` (and recorded); so are requests to the
     target's own URLs, which its answers lead to."""
     effect = forwarder.side_effect
+    router.route(name="marked to pass").mock(side_effect=_marked_to_pass)
     router.route(name="fal hosts", host__in=FAL_HOSTNAMES).mock(side_effect=effect)
     if forwarder.target.kind == "fal":
         router.route(name="fal.media files", host__regex=_OTHER_FAL_MEDIA).mock(side_effect=effect)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from mock_server.engine.queue import QueueEngine
     from mock_server.inprocess import FalRouter
     from mock_server.recording import Recorder
+    from mock_server.webhooks.handle import WebhookHandle
 
 __all__ = ["FalMock", "in_process_mock"]
 
@@ -97,6 +98,18 @@ class FalMock:
     def request_ids(self) -> list[str]:
         """Every request the mock knows, oldest first."""
         return self._control.request_ids()
+
+    @property
+    def webhooks(self) -> WebhookHandle:
+        """The webhooks the mock sent (deliveries, attempts), its inbox (``inbox_url``,
+        ``received``) and signature checks against its JWKS (``verify``)."""
+        from mock_server.webhooks import webhooks_of
+        from mock_server.webhooks.handle import WebhookHandle
+
+        service = webhooks_of(self.engine)
+        if service is None:
+            pytest.skip("fal_mock: this mock's engine sends no webhooks")
+        return WebhookHandle(service)
 
     @property
     def escaped(self) -> list[str]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -12,6 +12,9 @@ from contracts.faults import FaultPlan
 from mock_server.engine.config import EngineConfig
 from mock_server.engine.policies import Policy
 from mock_server.engine.results import ENGINES, LipsyncOptions
+
+if TYPE_CHECKING:
+    from mock_server.webhooks import WebhookOptions
 
 MiB = 1024 * 1024
 
@@ -92,8 +95,21 @@ class MockSettings(BaseSettings):
         default_factory=FaultPlan.none,
         description="Faults to inject: a FaultPlan as JSON, or @path to a JSON file.",
     )
+    webhook_allow_hosts: Annotated[frozenset[str], NoDecode] = Field(
+        frozenset(),
+        description="Webhook targets allowed besides loopback and the inbox (comma-separated "
+        "names, addresses, networks, or `public` for any public address).",
+    )
+    webhook_timeout: float = Field(
+        15.0, gt=0, le=300, description="Seconds a webhook attempt may take (fal: 15)."
+    )
+    webhook_timestamps: Literal["clock", "wall"] = Field(
+        "clock",
+        description="X-Fal-Webhook-Timestamp from the engine's clock (deterministic under the "
+        "virtual clock) or the real time (for handlers that check it against their own).",
+    )
 
-    @field_validator("keys", "allowed_input_hosts", mode="before")
+    @field_validator("keys", "allowed_input_hosts", "webhook_allow_hosts", mode="before")
     @classmethod
     def _split_keys(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -145,6 +161,15 @@ class MockSettings(BaseSettings):
         if any(not key or any(c.isspace() for c in key) for key in self.keys):
             raise ValueError("keys must be non-empty and contain no whitespace")
         return self
+
+    def webhook_options(self) -> WebhookOptions:
+        from mock_server.webhooks import WebhookOptions  # cryptography: loaded with the app
+
+        return WebhookOptions(
+            allow_hosts=self.webhook_allow_hosts,
+            timeout=self.webhook_timeout,
+            timestamps=self.webhook_timestamps,
+        )
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(

@@ -23,6 +23,9 @@ class SubmitOptions:
     hint: str | None = None
     start_timeout: float | None = None
     webhook_url: str | None = None
+    webhook_files_base: str | None = None
+    """The CDN base URL the submit came in on: file URLs in the webhook's payload lead back the
+    same way (None: fal's CDN host)."""
     policy: Policy | None = None
     faults: FaultPlan | None = None
     """A plan for this request alone (``X-Mock-Faults``), instead of the engine's."""

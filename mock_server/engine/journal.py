@@ -1,10 +1,16 @@
-"""The request journal: every exchange the mock saw on its fal hosts, in order."""
+"""The request journal: every exchange the mock saw on its fal hosts, in order, and every
+request it sent itself (webhook deliveries, marked :data:`OUTGOING`)."""
 
 from __future__ import annotations
 
+import threading
 from collections import deque
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Final
+
+OUTGOING: Final = "outgoing"
+"""``extra["direction"]`` of a request the mock sent itself (a webhook delivery attempt): not an
+exchange on fal's hosts, so no part of a client's transcript."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +29,11 @@ class JournalEntry:
     request_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def outgoing(self) -> bool:
+        """Sent by the mock (a webhook attempt), not received on a fal host."""
+        return self.extra.get("direction") == OUTGOING
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -40,10 +51,12 @@ class Journal:
     def __init__(self, limit: int) -> None:
         self._entries: deque[JournalEntry] = deque(maxlen=limit)
         self._seq = 0
+        self._seq_lock = threading.Lock()  # the app's loop and the webhook thread both number
 
     def next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
+        with self._seq_lock:
+            self._seq += 1
+            return self._seq
 
     def append(self, entry: JournalEntry) -> None:
         self._entries.append(entry)

@@ -27,6 +27,7 @@ from mock_server.http.deps import (
 from mock_server.http.errors import fal_error, validation_error
 from mock_server.http.render import json_response, outcome_response, status_body, submit_response
 from mock_server.routes.inputs import InputBody
+from mock_server.routes.webhooks import refuse_unsafe_webhook
 
 router = APIRouter(prefix="/queue", tags=["queue"])
 
@@ -74,11 +75,14 @@ async def submit(
     mock_policy: Annotated[str | None, Header(alias="x-mock-policy")] = None,
     fault_plan: FaultPlanDep = None,
 ) -> JSONResponse:
+    if fal_webhook is not None:
+        await refuse_unsafe_webhook(engine, fal_webhook)
     options = SubmitOptions(
         priority=priority or "normal",
         hint=hint,
         start_timeout=start_timeout,
         webhook_url=fal_webhook,
+        webhook_files_base=urls.cdn if fal_webhook is not None else None,
         policy=_parse_policy(mock_policy),
         faults=fault_plan,
     )

@@ -113,7 +113,7 @@ def test_submit_status_result(fal: LiveServer) -> None:
         priority="low",
         hint="gpu-a",
         start_timeout=30,
-        webhook_url="https://hooks.example/cb",
+        webhook_url="http://inbox.fal-mock.invalid/cb",  # the mock's inbox (targets are restricted)
     )
     assert handle.request_id == fal.engine.request_ids()[0]
     assert handle.status_url.startswith(fal.base_url + "/queue/")
@@ -124,7 +124,7 @@ def test_submit_status_result(fal: LiveServer) -> None:
     assert isinstance(done, fal_client.Completed)
     assert fal_client.result(APP, handle.request_id) == handle.get()
     submit = fal.engine.journal.entries()[0]
-    assert submit.query == "fal_webhook=https%3A%2F%2Fhooks.example%2Fcb"
+    assert submit.query == "fal_webhook=http%3A%2F%2Finbox.fal-mock.invalid%2Fcb"
     assert submit.request_headers["x-fal-queue-priority"] == "low"
     assert submit.request_headers["x-fal-request-timeout"] == "30.0"
 

@@ -146,7 +146,8 @@ def test_submit_options_reach_the_wire(base_url: str, mode: str) -> None:
     assert len(submits) == 1, submits
     submit = submits[0]
     assert submit["status_code"] == 200, submit
-    assert submit["query"] == "fal_webhook=https%3A%2F%2Fhook.example%2Fcb", submit["query"]
+    webhook = "fal_webhook=http%3A%2F%2Finbox.fal-mock.invalid%2Fcb"
+    assert submit["query"] == webhook, submit["query"]
     assert header(submit, "x-fal-queue-priority") == "low"
     assert header(submit, "x-fal-runner-hint") == "h1"
     assert header(submit, "x-fal-request-timeout") == "30"

@@ -87,7 +87,7 @@ async def test_valid_submit_options_are_accepted(client: httpx.AsyncClient) -> N
     response = await client.post(
         SUBMIT,
         json=LIPSYNC_INPUT,
-        params={"fal_webhook": "https://hooks.example/x?a=1"},
+        params={"fal_webhook": "http://inbox.fal-mock.invalid/x?a=1"},  # an allowed target
         headers={
             "x-fal-queue-priority": "low",
             "x-fal-runner-hint": "h1",

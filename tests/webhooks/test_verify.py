@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 import httpx
@@ -143,5 +144,5 @@ def test_a_jwks_url_is_fetched_with_httpx() -> None:
         url = "https://keys.test/.well-known/jwks.json"
         assert fetch_jwks(url, client=client) == JWKS
         assert verify_webhook(_signed(), BODY, url, now=NOW, client=client).request_id == "r1"
-        with pytest.raises(JwksError, match="cannot fetch the JWKS at https://keys.test/nope"):
+        with pytest.raises(JwksError, match=re.escape("cannot fetch the JWKS at https://keys")):
             verify_webhook(_signed(), BODY, "https://keys.test/nope", now=NOW, client=client)

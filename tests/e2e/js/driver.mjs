@@ -345,7 +345,7 @@ async function submitOptions({ fal }) {
   // Every optional submit knob the client has (PROTOCOL.md §3); the journal shows the wire.
   const submitted = await fal.queue.submit(ENDPOINT, {
     input: { ...INPUT },
-    webhookUrl: "https://hook.example/cb",
+    webhookUrl: "http://inbox.fal-mock.invalid/cb", // the mock's inbox: webhooks go to loopback or it
     priority: "low",
     hint: "h1",
     startTimeout: 30,
