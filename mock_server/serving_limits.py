@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -123,7 +125,11 @@ class GuardedH11Protocol(H11Protocol):
     def _write_stalled(self) -> None:
         self._write_deadline = None
         if not self.transport.is_closing():
-            # The client has stopped reading: what is buffered can never be delivered.
+            # The client has stopped reading: what is buffered can never be delivered. Drop it
+            # (ours and the kernel's: a zero linger makes the close a reset) and the connection.
+            sock = self.transport.get_extra_info("socket")
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.transport.abort()
 
     def _cancel_write_deadline(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -48,7 +49,7 @@ def install_error_handlers(app: FastAPI) -> None:
             {**error, "ctx": _plain_ctx(error.get("ctx"))} if "ctx" in error else error
             for error in exc.errors()
         ]
-        return JSONResponse({"detail": jsonable_encoder(errors)}, 422)
+        return JSONResponse({"detail": _finite(jsonable_encoder(errors))}, 422)
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -71,6 +72,19 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(FalError, on_fal_error)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with NaN and infinities as strings: a JSON body may carry them (Python's parser
+    takes ``NaN`` and ``1e999``), a JSON answer may not, and echoing one must not turn a 422 into
+    a 500."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _plain_ctx(ctx: Any) -> Any:

@@ -75,6 +75,31 @@ def read_until_closed(sock: socket.socket, timeout: float = 5.0) -> bytes:
     return b"".join(chunks)
 
 
+def read_response(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """One response (head and Content-Length body), or what came before the server closed."""
+    sock.settimeout(timeout)
+    data = b""
+    while True:
+        head, sep, rest = data.partition(b"\r\n\r\n")
+        if sep:
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(rest) >= length:
+                return data
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data
+        except TimeoutError:
+            raise AssertionError(f"no response within {timeout} s: {data[:200]!r}") from None
+        if not chunk:
+            return data
+        data += chunk
+
+
 def status_of(raw: bytes) -> int:
     """The status code of the (first) response in ``raw``."""
     line = raw.split(b"\r\n", 1)[0]
