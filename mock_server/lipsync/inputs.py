@@ -188,6 +188,9 @@ def _from_data_uri(
     source = f"data: URI ({params[0] or 'text/plain'}{', base64' if is_base64 else ''})"
     if is_base64:
         if "%" in payload:
+            # Sized before the escapes are undone too: each %XX stands for one character.
+            unpadded = _strip_padding(payload)
+            _limit(field, (len(unpadded) - 2 * unpadded.count("%")) * 3 // 4, config)
             payload = urllib.parse.unquote(payload)
         payload = payload.rstrip("=")
         _limit(field, len(payload) * 3 // 4, config)  # before decoding a single byte
@@ -200,6 +203,17 @@ def _from_data_uri(
         chunks = [urllib.parse.unquote_to_bytes(payload)]
     path, size = _write(field, chunks, work_dir, config)
     return path, size, source
+
+
+def _strip_padding(payload: str) -> str:
+    """Base64 text without its trailing ``=`` padding, plain or percent-escaped."""
+    while True:
+        if payload.endswith("="):
+            payload = payload[:-1]
+        elif payload[-3:].upper() == "%3D":
+            payload = payload[:-3]
+        else:
+            return payload
 
 
 def _b64_chunks(field: InputField, payload: str) -> Iterator[bytes]:
