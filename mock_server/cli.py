@@ -200,7 +200,7 @@ def serve(options: dict[str, Any]) -> int:
         if settings.port == 0:
             settings = settings.model_copy(update={"port": _free_port(settings.host)})
     except ValidationError as exc:
-        print(f"fal-mock: invalid settings:\n{exc}", file=sys.stderr)
+        print(f"fal-mock: invalid settings:\n{settings_errors(exc)}", file=sys.stderr)
         return 2
     try:
         app = create_app(settings)
@@ -211,6 +211,14 @@ def serve(options: dict[str, Any]) -> int:
     print(banner(settings), flush=True)
     uvicorn.Server(config).run()
     return 0
+
+
+def settings_errors(exc: ValidationError) -> str:
+    """What is wrong, without the values given: they may be keys or the control token."""
+    return "\n".join(
+        f"  {'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+        for error in exc.errors(include_input=False, include_url=False)
+    )
 
 
 def banner(settings: Any) -> str:
@@ -224,6 +232,12 @@ def banner(settings: Any) -> str:
         f"runners={settings.runners}",
         f"  hosts: {base}/queue  {base}/run  {base}/rest  {base}/cdn",
         f"  proxy: {base}/api/fal/proxy   control: {base}/_mock/state   docs: {base}/docs",
+        "  control plane: "
+        + (
+            "its token required (Authorization: Bearer <token> or X-Mock-Control-Token)"
+            if settings.control_token is not None
+            else "loopback clients only (set FAL_MOCK_CONTROL_TOKEN to use it from elsewhere)"
+        ),
         f"  webhooks: JWKS {base}/rest/.well-known/jwks.json   outbox: {base}/_mock/webhooks",
         "",
         "Python (fal-client), in your code or conftest:",
