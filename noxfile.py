@@ -1,5 +1,6 @@
 """One entry point for every check: ``nox`` runs tests, lint, typecheck, the spec check and
-the packaging check; ``nox -s bench`` runs the benchmarks; ``nox -s contract`` the contract run."""
+the packaging check; ``nox -s bench`` runs the benchmarks; ``nox -s load`` the load test;
+``nox -s contract`` the contract run."""
 
 from __future__ import annotations
 
@@ -63,6 +64,21 @@ def bench(session: nox.Session) -> None:
     # respx: the in-process benchmark routes fal's hosts into the app as the plugin will.
     session.install("-e", f".{extra}", "respx>=0.21")
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session
+def load(session: nox.Session) -> None:
+    """The bounded load test (``bench/load.py``): ``fal-mock serve`` as a process, 200 clients
+    running 2,000 full lifecycles per round plus 500 held SSE streams, two rounds with result
+    retention expiring between them; prints its figures and exits non-zero on any lost request,
+    unexpected 5xx, unfinished lifecycle or memory growth.
+
+    Not in the default sessions: it takes minutes and uses both cores (the test run has a small
+    version, tests/test_load_smoke.py). ``nox -s load -- --smoke`` is that small version;
+    ``-- --json OUT`` keeps the figures; ``-- --base-url URL`` loads a server already running.
+    """
+    session.install("-e", ".")
+    session.run("python", "-m", "bench.load", *session.posargs)
 
 
 @nox.session
