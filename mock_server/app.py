@@ -48,6 +48,10 @@ def create_app(settings: MockSettings | None = None) -> FastAPI:
         app.include_router(module.router)
     app.include_router(webhooks.control_router)
     attach_webhooks(engine, settings.webhook_options())
+    if settings.state_dir is not None:  # last: it restores into the webhooks' outbox too
+        from mock_server.persistence import open_state  # sqlite3 only when asked for
+
+        app.state.state_dir = open_state(engine, settings.state_dir, settings.state_sync)
     install_error_handlers(app)
 
     @app.get("/", include_in_schema=False)

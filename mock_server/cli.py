@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="keep requests, files and the journal in DIR across restarts (default: memory)",
     )
     serve.add_argument(
+        "--state-sync",
+        choices=("full", "normal"),
+        help="full (default): fsync each submit, upload and completion before answering; "
+        "normal: survive a killed process, not a power cut, for less",
+    )
+    serve.add_argument(
         "--result-retention",
         type=float,
         metavar="SECONDS",

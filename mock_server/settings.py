@@ -50,6 +50,12 @@ class MockSettings(BaseSettings):
     state_dir: Path | None = Field(
         None, description="Keep requests, files and the journal here across restarts."
     )
+    state_sync: Literal["full", "normal"] = Field(
+        "full",
+        description="State directory: 'full' fsyncs each submit, upload and completion before "
+        "it is answered (survives a power cut); 'normal' does not (survives the process being "
+        "killed at any instant, and costs less).",
+    )
     stream_tick: float = Field(0.05, gt=0, le=5, description="SSE status check interval (s).")
     keepalive_interval: float = Field(15.0, gt=0, description="SSE keep-alive comment interval.")
     queue_delay: tuple[float, float] = Field((0.2, 0.6), description="Seconds before a runner.")

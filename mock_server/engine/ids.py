@@ -7,8 +7,11 @@ import uuid
 
 
 class SeededIds:
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(f"ids:{seed}")
+    def __init__(self, seed: int, restart: int = 0) -> None:
+        # A state directory opened again draws from a stream of its own (mock_server/persistence):
+        # ids issued before the restart are not drawn again. The first run's stream is the
+        # in-memory mock's, so a fresh state directory changes no transcript.
+        self._rng = random.Random(f"ids:{seed}:restart:{restart}" if restart else f"ids:{seed}")
 
     def uuid(self) -> str:
         return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))

@@ -44,6 +44,7 @@ from mock_server.engine.results import (
     start_timeout_failure,
 )
 from mock_server.engine.retention import Retention
+from mock_server.engine.saved import SavedState
 from mock_server.engine.waiting import ClockRunners, WaitingLine
 from mock_server.storage import FileStore
 
@@ -127,6 +128,25 @@ class QueueEngine:
         """Faults for what comes next; the plan's counters start from zero."""
         with self._lock:
             self.faults = FaultInjector(plan)
+
+    def restore(self, saved: SavedState) -> None:
+        """Take up a saved state (mock_server/persistence) after a reset. Running jobs start
+        again from the beginning, as fal re-runs a request whose runner failed; they stay
+        IN_PROGRESS on the wire (a status never goes back)."""
+        with self._lock:
+            self.ids, self.store, self.journal = saved.ids, saved.store, saved.journal
+            self._tokens = saved.tokens
+            now = self._processed_until = saved.clock
+            self.clock = WallClock(now) if isinstance(self.clock, WallClock) else VirtualClock(now)
+            for job in saved.jobs:
+                self._jobs[job.request_id] = job
+                self._seq = max(self._seq, job.seq)
+                if job.status == "IN_QUEUE":
+                    self._line.join(job)
+            self._completed.extend(saved.completed)
+            for job in [job for job in saved.jobs if job.status == "IN_PROGRESS"]:
+                self._start(job, now)
+            self._catch_up(now)
 
     def advance_clock(self, seconds: float) -> float:
         with self._lock:

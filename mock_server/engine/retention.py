@@ -32,8 +32,10 @@ class Retention:
 
     def __init__(self, store: Callable[[], FileStore]) -> None:
         self._store = store  # late-bound: reset (or a state directory) replaces the store
-        self.on_forget: list[Callable[[list[str]], None]] = []
-        """Told of the request ids forgotten by each trim (persistence deletes them)."""
+        self.on_trim: list[Callable[[float, list[str]], None]] = []
+        """Told after every trim (each engine call runs one) of the clock's reading and the
+        request ids it forgot: persistence deletes them, and keeps the virtual clock's reading
+        (an advance is seen nowhere else). Called under the engine's lock: must be cheap."""
 
     def trim(
         self, jobs: dict[str, Job], completed: deque[str], config: EngineConfig, now: float
@@ -55,9 +57,9 @@ class Retention:
         store = self._store()
         if forgotten:
             store.release(forgotten)
-            for callback in self.on_forget:
-                callback(forgotten)
         store.expire(now - config.file_retention)
+        for callback in self.on_trim:
+            callback(now, forgotten)
 
     # -- JobListener --------------------------------------------------------------------
 
