@@ -6,6 +6,10 @@ did not start within its ``X-Fal-Request-Timeout`` answers 504 (``X-Fal-Request-
 user``), a runner error 500 or 503, each with ``X-Fal-Error-Type`` (PROTOCOL.md §6). Those are
 the contract, not the server failing, so ``not_a_server_error`` is replaced by a check that
 accepts exactly them and reports every other 5xx as schemathesis does (ST101).
+
+A generated ``fal_webhook`` URL is replaced by the mock's inbox (``before_call``): no target is
+made to POST to whatever host was generated, and a mock accepts it (it sends webhooks to
+loopback and its inbox only, and answers a schema-valid submit naming any other host 422).
 """
 
 from __future__ import annotations
@@ -15,6 +19,9 @@ from typing import Any
 import schemathesis
 from schemathesis.checks import CheckContext, not_a_server_error
 from schemathesis.core.failures import ServerError
+
+from contracts.operations import WEBHOOK_QUERY
+from mock_server.webhooks.inbox import to_inbox
 
 ERROR_TYPE_HEADER = "x-fal-error-type"
 
@@ -38,3 +45,12 @@ def not_a_server_error_unless_relayed(
         if _relayed_outcome(response, case):
             return None
         raise
+
+
+@schemathesis.hook
+def before_call(ctx: schemathesis.HookContext, case: schemathesis.Case[Any], kwargs: Any) -> None:
+    """A submit's generated webhook URL goes to the inbox (malformed values stay malformed).
+    Before the call rather than at generation: the coverage phase's values come this way too."""
+    query = case.query
+    if query and isinstance(query.get(WEBHOOK_QUERY), str):
+        query[WEBHOOK_QUERY] = to_inbox(query[WEBHOOK_QUERY])

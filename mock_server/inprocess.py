@@ -144,10 +144,16 @@ def _marked_to_pass(request: httpx.Request) -> httpx.Request | None:
     return request if request.extensions.get(FORWARDED) else None  # the request: pass through
 
 
+def _marked_or_to_live_mock(request: httpx.Request) -> httpx.Request | None:
+    # One route for both: respx keeps one route per pattern, and both match every request.
+    return _marked_to_pass(request) or _to_live_mock(request)
+
+
 def route_to_app(router: FalRouter, bridge: AsgiBridge) -> None:
     """fal's hosts answered by the app on the bridge's loop."""
-    router.route(name="marked to pass").mock(side_effect=_marked_to_pass)
-    router.route(name="the plugin's live mocks").mock(side_effect=_to_live_mock)
+    router.route(name="marked to pass, and the plugin's live mocks").mock(
+        side_effect=_marked_or_to_live_mock
+    )
     router.route(name="fal hosts", host__in=FAL_HOSTNAMES).mock(
         side_effect=_either(bridge.send, bridge.send_async)
     )

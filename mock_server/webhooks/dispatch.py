@@ -80,6 +80,8 @@ class Dispatcher:
         self.options = options
         self._thread: threading.Thread | None = None
         self._closed = False
+        self._kick = threading.Event()
+        """Set when a delivery is added (or on close): the thread stops waiting."""
 
     def wake(self) -> None:
         """Something was added: make sure the thread runs (it ends itself when idle)."""
@@ -94,14 +96,14 @@ class Dispatcher:
                     daemon=True,
                 )
                 self._thread.start()
-            self.outbox.changed.notify_all()
+            self._kick.set()
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop sending (a pending delivery stays pending); waits for an attempt in flight."""
         with self.outbox.changed:
             self._closed = True
             thread = self._thread
-            self.outbox.changed.notify_all()
+            self._kick.set()
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout)
 
@@ -131,10 +133,11 @@ class Dispatcher:
             headers={"user-agent": USER_AGENT},
         )
 
-    def _step(self, client: httpx.Client) -> bool:
-        """One attempt, or one wait for something to fall due; False when the thread is to end
-        (nothing pending, or closed)."""
+    def _step(self, client: httpx.Client) -> float | None:
+        """One attempt if one is due; answers how long to wait before the next step (0: none),
+        or None when the thread is to end (nothing pending, or closed)."""
         with self.outbox.changed:
+            self._kick.clear()  # a wake from here on cuts the wait short
             clock = self.engine.clock
             now = clock.now()
             taken = None if self._closed else self.outbox.take_due(now)
@@ -142,12 +145,10 @@ class Dispatcher:
                 due = None if self._closed else self.outbox.next_due()
                 if due is None:
                     self._thread = None
-                    return False
+                    return None
                 if isinstance(clock, VirtualClock):
-                    self.outbox.changed.wait(VIRTUAL_POLL)
-                else:
-                    self.outbox.changed.wait(min(max(due - now, 0.0), WALL_POLL))
-                return True
+                    return VIRTUAL_POLL
+                return min(max(due - now, 0.0), WALL_POLL)
             delivery, generation = taken
             journal = self.engine.journal  # a reset replaces it: record in this run's
         # Under the virtual clock an attempt happens at its scheduled time, however far past
@@ -158,7 +159,7 @@ class Dispatcher:
         with self.outbox.changed:
             if self.outbox.record(delivery.request_id, attempt, generation) is not None:
                 journal.append(replace(entry, seq=journal.next_seq()))
-        return True
+        return 0.0
 
     def _attempt(
         self, client: httpx.Client, delivery: Delivery, at: float
@@ -186,7 +187,8 @@ class Dispatcher:
                 error = f"the receiver answered {status}"
         except httpx.TimeoutException:
             error = f"no answer within {self.options.timeout:g} s"
-        except (httpx.HTTPError, ValueError) as failed:  # ValueError: a destination refused
+        except Exception as failed:  # refused, transport, a test's own respx: all are failed
+            # attempts, and none may end the thread with the delivery in flight
             error = f"{type(failed).__name__}: {failed}"
         attempt = Attempt(number, at, timestamp, status, error)
         return attempt, self._entry(delivery, request, attempt, answer_headers, answer)
@@ -231,13 +233,15 @@ def _dispatch(ref: weakref.ref[Dispatcher]) -> None:
     dispatcher = ref()
     if dispatcher is None:
         return
-    client = dispatcher._client()
+    client, kick = dispatcher._client(), dispatcher._kick
     del dispatcher
     try:
-        while True:
-            dispatcher = ref()
-            if dispatcher is None or not dispatcher._step(client):
+        while (dispatcher := ref()) is not None:
+            pause = dispatcher._step(client)
+            del dispatcher  # not held while waiting: the thread waits most of its life
+            if pause is None:
                 return
-            del dispatcher
+            if pause > 0:
+                kick.wait(pause)
     finally:
         client.close()

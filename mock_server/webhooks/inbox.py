@@ -10,6 +10,7 @@ resolves (RFC 2606), so the URL cannot reach anything else by mistake. Read what
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -17,13 +18,43 @@ from typing import Any, Final
 
 import httpx
 
+from contracts.operations import Limits
 from contracts.schemas import WebhookPayload
 from contracts.webhooks import WebhookHeader
 
-__all__ = ["INBOX_HOST", "INBOX_URL", "Inbox", "InboxTransport", "ReceivedWebhook", "is_inbox"]
+__all__ = [
+    "INBOX_HOST",
+    "INBOX_URL",
+    "Inbox",
+    "InboxTransport",
+    "ReceivedWebhook",
+    "is_inbox",
+    "to_inbox",
+]
 
 INBOX_HOST: Final = "inbox.fal-mock.invalid"
 INBOX_URL: Final = f"http://{INBOX_HOST}/"
+
+_SUBMITTABLE: Final = re.compile(r"https?://\S+")
+"""What the submit route takes as a ``fal_webhook`` URL (its query pattern)."""
+
+
+def to_inbox(url: str) -> str:
+    """The inbox in place of a generated webhook URL (schemathesis' ``fal_webhook`` values).
+
+    A test tool must not make a server (fal, or a mock allowed public targets) POST to
+    whatever host it generated, and the mock refuses hosts that are not loopback or the inbox;
+    the inbox is harmless everywhere (``.invalid`` never resolves). Only a value the submit
+    route would take as a URL is replaced: a malformed one stays, so a negative case stays
+    negative."""
+    if len(url) > Limits.WEBHOOK_URL_LENGTH or not _SUBMITTABLE.fullmatch(url):
+        return url
+    try:
+        if not httpx.URL(url).host:
+            return url
+    except (httpx.InvalidURL, TypeError):
+        return url
+    return INBOX_URL
 
 
 def is_inbox(url: str) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -50,8 +51,8 @@ class WebhookTargets:
 
     def refusal(self, url: str) -> str | None:
         """Why a webhook may not go to ``url``, or None. Resolves the host (blocking)."""
-        if is_inbox(url):
-            return None
+        if is_inbox(url) or self.policy.host_allowed(urlsplit(url).hostname or ""):
+            return None  # a name allowed outright need not resolve yet (it may at delivery)
         try:
             destination = check_url(url, self.policy, resolve=self._resolve)
             for address in destination.addresses:

@@ -22,9 +22,11 @@ from schemathesis.checks import (
 
 from contracts import operations as ops
 from contracts.openapi import SPEC_PATH
+from contracts.operations import WEBHOOK_QUERY
 from contracts.schemas import LipsyncOutput, QueueStatus
 from mock_server.app import create_app
 from mock_server.settings import MockSettings
+from mock_server.webhooks.inbox import to_inbox
 
 AUTH = {"Authorization": "Key test"}
 
@@ -39,6 +41,13 @@ schema.config.generation.update(
     # The key is the explicit AUTH header, so the auth checks know a valid one was sent.
     with_security_parameters=False,
 )
+
+
+def _webhook_to_the_inbox(case: schemathesis.Case) -> None:
+    """A generated webhook URL goes to the mock's inbox: the mock answers a submit naming any
+    other host 422 (its webhook targets are restricted), and sends nothing to strangers."""
+    if case.query and isinstance(case.query.get(WEBHOOK_QUERY), str):
+        case.query[WEBHOOK_QUERY] = to_inbox(case.query[WEBHOOK_QUERY])
 
 
 # Valid data that meets the wrong state: a result fetched, or a cancel sent, before or after the
@@ -74,6 +83,7 @@ def _check_events(response: schemathesis.Response, adapter: TypeAdapter[Any]) ->
 
 @schema.parametrize()
 def test_the_mock_conforms_to_the_spec(case: schemathesis.Case) -> None:
+    _webhook_to_the_inbox(case)
     adapter = EVENT_DATA.get(_operation_id(case))
     excluded: list[CheckFunction] = []
     if adapter is None:
@@ -91,6 +101,7 @@ class _Workflow(schema.as_state_machine()):
     """Stateful: follows the spec's links, e.g. submit -> status, status stream, result, cancel."""
 
     def get_call_kwargs(self, case: schemathesis.Case) -> dict[str, Any]:
+        _webhook_to_the_inbox(case)  # (called right before each call)
         return {"headers": AUTH}
 
     def validate_response(
