@@ -5,6 +5,7 @@ seed."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -246,3 +247,13 @@ def test_a_sync_run_sends_no_webhook(mock: httpx.Client, receiver: Receiver) -> 
     assert answer.status_code == 200
     advance(mock, 60)
     assert receiver.received == [] and mock.get("/_mock/webhooks").json()["deliveries"] == []
+
+
+def test_the_webhooks_bench_runs(tmp_path: Path) -> None:
+    from bench.webhooks_bench import main
+
+    out = tmp_path / "webhooks.json"
+    assert main(["--quick", "--json", str(out)]) == 0
+    figures = json.loads(out.read_text())
+    assert len(figures["retries"]["runs_ms"]) == 2 and figures["burst"]["deliveries"] == 10
+    assert figures["crypto"]["sign_us"] > 0 and figures["crypto"]["verify_us"] > 0
