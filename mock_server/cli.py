@@ -215,6 +215,8 @@ def serve(options: dict[str, Any]) -> int:
         return 2
     config = uvicorn_config(app, settings)  # makes the TLS files, if asked, before the banner
     print(banner(settings), flush=True)
+    if (state := getattr(app.state, "state_dir", None)) is not None:
+        print(state.summary(), flush=True)
     uvicorn.Server(config).run()
     return 0
 

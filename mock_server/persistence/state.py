@@ -46,6 +46,13 @@ class StateDirectory:
     """What the earlier runs left, by kind: queued, running, completed, files, journal, ..."""
     _lock_fd: int = -1
 
+    def summary(self) -> str:
+        """One line for the banner: where, and what an earlier run left."""
+        if not self.restarts:
+            return f"state: {self.path} (new)"
+        found = ", ".join(f"{n} {kind.replace('_', ' ')}" for kind, n in self.restored.items())
+        return f"state: {self.path} (restart {self.restarts}; found {found})"
+
     def close(self) -> None:
         """Stop writing (the engine must not be used after) and let another mock open it."""
         self.db.close()

@@ -110,6 +110,8 @@ def test_killed_mid_work_loses_nothing(serve: Serve) -> None:
     assert integrity(mock.state_dir) == "ok"
 
     mock.start()
+    # Five files: the upload and the outputs of the two completed and the two running ones.
+    assert "(restart 1; found 2 queued, 2 running, 2 completed, 5 files" in mock.log()
     with point_fal_client(mock.base_url), mock.client() as client:
         accepted = [h.request_id for h in done + running + queued]
         state = client.get("/_mock/state").json()
