@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import sqlite3
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,13 +70,21 @@ def open_state(
     cannot be used."""
     if engine.request_ids() or len(engine.store):
         raise ValueError("a state directory is opened on a fresh engine, before it serves")
-    path.mkdir(parents=True, exist_ok=True)
-    lock_fd = _take_lock(path / "lock")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        lock_fd = _take_lock(path / "lock")
+    except OSError as exc:
+        raise ValueError(f"cannot use {path} as a state directory: {exc}") from None
+    db: StateDatabase | None = None
     try:
         db = StateDatabase(path / "state.db", sync)
         return _take_up(engine, path, db, lock_fd)
-    except BaseException:
+    except BaseException as exc:
+        if db is not None:
+            db.close()
         os.close(lock_fd)
+        if isinstance(exc, ValueError | OSError | sqlite3.Error):  # a bad directory, said so
+            raise ValueError(f"the state directory {path} cannot be used: {exc}") from exc
         raise
 
 

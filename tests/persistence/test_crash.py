@@ -283,7 +283,7 @@ def test_killed_at_random_instants_under_load_keeps_every_accepted_request(
     )  # fmt: skip
     load = Load(mock, seed=20251124)
     for round_number in range(5):
-        load.run_until_killed(workers=8, kill_after=load.rng.uniform(0.3, 1.5))
+        load.run_until_killed(workers=8, kill_after=load.rng.uniform(0.5, 2.5))
         assert integrity(mock.state_dir) == "ok"
         mock.start()
         with mock.client() as client:

@@ -262,6 +262,19 @@ def test_a_directory_of_another_schema_is_refused(tmp_path: Path) -> None:
         create_app(settings(tmp_path))
 
 
+def test_a_directory_that_cannot_be_used_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a directory")
+    with pytest.raises(ValueError, match=r"cannot use .* as a state directory"):
+        create_app(settings(tmp_path / "file"))
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "state.db").write_bytes(b"this is not a database" * 100)
+    with pytest.raises(ValueError, match="cannot be used: file is not a database"):
+        create_app(settings(tmp_path / "garbage"))
+    # The lock was let go: once the database is removed, the directory opens.
+    (tmp_path / "garbage" / "state.db").unlink()
+    create_app(settings(tmp_path / "garbage")).state.state_dir.close()
+
+
 def test_leftovers_of_a_crash_are_cleaned_at_start(tmp_path: Path) -> None:
     """A blob renamed in but never recorded, and a temporary file half written: both go."""
     create_app(settings(tmp_path)).state.state_dir.close()
