@@ -83,14 +83,21 @@ class FalRouter(respx.MockRouter):
         self.target = target
         self.escaped: list[str] = []
         """``METHOD URL`` of each request no route matched, oldest first."""
+        self.tripwire: Callable[[httpx.Request], BaseException] | None = None
+        """When set, every request raises what it makes (the fuzzer stops a client that does
+        not finish: a BaseException gets past the client's ``except Exception``)."""
 
     def resolve(self, request: httpx.Request) -> ResolvedRoute:
+        if self.tripwire is not None:
+            raise self.tripwire(request)
         try:
             return super().resolve(request)
         except AllMockedAssertionError:
             raise self._escape(request) from None
 
     async def aresolve(self, request: httpx.Request) -> ResolvedRoute:
+        if self.tripwire is not None:
+            raise self.tripwire(request)
         token = _ASYNC.set(True)
         try:
             return await super().aresolve(request)

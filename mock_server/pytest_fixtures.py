@@ -161,6 +161,16 @@ class FalMock:
         """Forget every request, file and journal entry; seed, policy and engine stay."""
         self._control.reset()
 
+    def fuzz(self, client: Callable[[], Any], **options: Any) -> None:
+        """Run ``client()`` against every server behaviour the contract allows (hypothesis):
+        it must finish, survive the faults its retries ride over, and keep every contract
+        check. Raises the shrunk failure with a replay seed. Options: ``max_examples``,
+        ``seed``, ``replay``, ``behaviours``, ``budget``, ``retried``, ``checks`` (see
+        ``mock_server.fuzzing.fuzz_client``)."""
+        from mock_server.fuzzing import fuzz_client
+
+        fuzz_client(self, client, **options)
+
     def check(self, **options: Any) -> None:
         """Run the contract checks now (keywords: ``contracts.checks.CheckOptions``); raises
         ``contracts.checks.ContractViolation`` listing every failure."""

@@ -29,6 +29,8 @@ from contracts.checks.lifecycle import (
 from contracts.checks.responses import responses_conform_to_openapi
 from contracts.checks.runner import CHECK_NAMES, CheckOptions, check_all, find_violations
 from contracts.checks.violations import (
+    ClientDidNotTerminate,
+    ClientFailedOnAllowedBehaviour,
     ContractViolation,
     ContractViolations,
     LogsShrank,
@@ -44,6 +46,8 @@ from contracts.checks.violations import (
 __all__ = [
     "CHECK_NAMES",
     "CheckOptions",
+    "ClientDidNotTerminate",
+    "ClientFailedOnAllowedBehaviour",
     "ContractViolation",
     "ContractViolations",
     "LogsShrank",

@@ -115,6 +115,16 @@ class OutputFileInvalid(ContractViolation):
     title = "An output file does not match its description"
 
 
+class ClientDidNotTerminate(ContractViolation):
+    check = "client_terminates"
+    title = "The client did not finish on a behaviour the contract allows"
+
+
+class ClientFailedOnAllowedBehaviour(ContractViolation):
+    check = "client_survives_allowed_behaviour"
+    title = "The client failed on a behaviour it should ride over"
+
+
 def describe_point(point: StatusPoint) -> str:
     where = f"  position {point.queue_position}" if point.queue_position is not None else ""
     return f"t={point.time:10.3f}  {point.status}{where}"
