@@ -54,6 +54,18 @@ async def test_other_clients_are_refused_and_change_nothing(
         assert (await local.get("/_mock/state")).json() == before  # nothing reset or moved
 
 
+async def test_no_way_in_bypasses_the_guard() -> None:
+    app = make_app()
+    async with app_client(app, "10.9.8.7", base_url="https://queue.fal.run") as by_host:
+        assert (await by_host.get("/_mock/state")).status_code == 403  # fal's host names
+        assert (await by_host.get("/%5Fmock/state")).status_code == 403  # percent-encoded
+    async with app_client(app, "10.9.8.7") as remote:
+        proxied = await remote.get(
+            "/api/fal/proxy", headers={"x-fal-target-url": "https://queue.fal.run/_mock/state"}
+        )
+        assert proxied.status_code in (404, 405) and "seed" not in proxied.text  # a fal path
+
+
 async def test_fal_routes_stay_open_to_every_client() -> None:
     async with app_client(make_app(), "10.9.8.7", headers=AUTH) as remote:
         assert (await remote.post(SUBMIT, json=BODY)).status_code == 200
