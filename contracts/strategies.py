@@ -220,7 +220,7 @@ def classic_behaviours(
     client bug that shows under any single fault shows here, whatever the random draws."""
     plain = [ServerBehaviour(), ServerBehaviour(policy="immediate"), ServerBehaviour("polls:3")]
     return plain + [
-        ServerBehaviour(faults=FaultPlan(rules=(FaultRule(kind=kind, times=1),)))  # type: ignore[arg-type]
+        ServerBehaviour(faults=FaultPlan(rules=(FaultRule(kind=kind, times=1),)))
         for kind in FAULT_KINDS
         if kind in kinds
     ]

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from contracts.faults import FaultPlan, FaultRule
 from contracts.operations import QueueStatusName
 from contracts.schemas import LipsyncInput, LogLevel
+from mock_server.engine.clock import iso
 from mock_server.engine.policies import Policy
 from mock_server.engine.results import Outcome, RunningTask, infrastructure_failure
 
@@ -105,3 +106,34 @@ class JobView:
             }
             for line in self.logs[start:]
         ]
+
+
+def reveal_logs(job: Job, fraction: float, now: float) -> None:
+    """Show the engine's log lines progressively, up to ``fraction`` of those known: logs only
+    ever grow."""
+    if job.task is not None and (taken := job.task.take_logs()):
+        job.pending_logs += tuple(taken)
+    total = len(job.logs) + len(job.pending_logs)
+    target = min(total, math.ceil(total * min(max(fraction, 0.0), 1.0)))
+    shown = min(target - len(job.logs), len(job.pending_logs))
+    if shown > 0:
+        stamp = iso(now)
+        job.logs += tuple(LogLine(msg, level, stamp) for level, msg in job.pending_logs[:shown])
+        job.pending_logs = job.pending_logs[shown:]
+
+
+def inference_time(job: Job) -> float | None:
+    if job.started_at is None or job.finished_at is None:
+        return None
+    if job.policy.time_based:
+        return round(job.finished_at - job.started_at, 3)
+    return job.duration
+
+
+class JobListener(Protocol):
+    """What the engine tells of its jobs, in order, under its lock."""
+
+    def on_submitted(self, job: Job) -> None: ...
+    def on_started(self, job: Job) -> None: ...
+    def on_finished(self, job: Job) -> None: ...
+    def on_reset(self) -> None: ...

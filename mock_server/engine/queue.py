@@ -15,7 +15,6 @@ import random
 import threading
 from collections import deque
 from dataclasses import replace
-from typing import Protocol
 
 from contracts.faults import FaultPlan
 from contracts.schemas import CancelStatusName, LipsyncInput
@@ -27,9 +26,12 @@ from mock_server.engine.jobs import (
     CANCELLED,
     HistoryEntry,
     Job,
+    JobListener,
     JobView,
     LogLine,
     SubmitOptions,
+    inference_time,
+    reveal_logs,
 )
 from mock_server.engine.journal import Journal
 from mock_server.engine.policies import Policy
@@ -47,16 +49,6 @@ from mock_server.engine.retention import Retention
 from mock_server.engine.saved import SavedState
 from mock_server.engine.waiting import ClockRunners, WaitingLine
 from mock_server.storage import FileStore
-
-
-class JobListener(Protocol):
-    """What the engine tells of its jobs, in order, under its lock."""
-
-    def on_submitted(self, job: Job) -> None: ...
-    def on_started(self, job: Job) -> None: ...
-    def on_finished(self, job: Job) -> None: ...
-    def on_reset(self) -> None: ...
-
 
 # EngineConfig lives in config.py; re-exported because callers import it from here.
 __all__ = ["EngineConfig", "JobListener", "QueueEngine"]
@@ -301,7 +293,7 @@ class QueueEngine:
             return
         job.polls_in_state += 1
         if job.status == "IN_PROGRESS":
-            self._reveal_logs(job, job.polls_in_state / job.policy.polls, now)
+            reveal_logs(job, job.polls_in_state / job.policy.polls, now)
 
     def _try_finish_immediate(self, job: Job, now: float) -> None:
         if job.status == "IN_PROGRESS" and (job.task is None or job.task.done()):
@@ -336,10 +328,10 @@ class QueueEngine:
         self._trim_finished()
         for job in self._running_on_clock:
             if job.started_at is not None and job.duration > 0:
-                self._reveal_logs(job, (now - job.started_at) / job.duration, now)
+                reveal_logs(job, (now - job.started_at) / job.duration, now)
             elif job.started_at is not None:
                 # Real work: its log lines are written as it goes, so show them as they come.
-                self._reveal_logs(job, 1.0, now)
+                reveal_logs(job, 1.0, now)
 
     def _clock_now(self) -> float:
         return self.clock.now()  # late-bound: set_policy may swap the clock
@@ -378,33 +370,14 @@ class QueueEngine:
         job.status, job.finished_at, job.outcome = "COMPLETED", now, outcome
         if not job.sync:
             self._completed.append(job.request_id)
-        self._reveal_logs(job, 1.0, now)
+        reveal_logs(job, 1.0, now)
         if isinstance(outcome, Success):
-            line = LogLine(f"Completed in {self._inference_time(job):.3f} s", "INFO", iso(now))
+            line = LogLine(f"Completed in {inference_time(job):.3f} s", "INFO", iso(now))
             job.logs += (line,)
         job.task = None
         self._record(job, now)
         for listener in self.listeners:
             listener.on_finished(job)
-
-    def _reveal_logs(self, job: Job, fraction: float, now: float) -> None:
-        """Show the engine's log lines progressively: logs only ever grow."""
-        if job.task is not None and (taken := job.task.take_logs()):
-            job.pending_logs += tuple(taken)
-        total = len(job.logs) + len(job.pending_logs)
-        target = min(total, math.ceil(total * min(max(fraction, 0.0), 1.0)))
-        shown = min(target - len(job.logs), len(job.pending_logs))
-        if shown > 0:
-            stamp = iso(now)
-            job.logs += tuple(LogLine(msg, level, stamp) for level, msg in job.pending_logs[:shown])
-            job.pending_logs = job.pending_logs[shown:]
-
-    def _inference_time(self, job: Job) -> float | None:
-        if job.started_at is None or job.finished_at is None:
-            return None
-        if job.policy.time_based:
-            return round(job.finished_at - job.started_at, 3)
-        return job.duration
 
     def _position(self, job: Job) -> int | None:
         if job.status != "IN_QUEUE":
@@ -425,7 +398,7 @@ class QueueEngine:
             status=job.status,
             queue_position=self._position(job),
             logs=job.logs,
-            inference_time=self._inference_time(job),
+            inference_time=inference_time(job),
             error=job.outcome.error if isinstance(job.outcome, Failure) else None,
             error_type=job.outcome.error_type if isinstance(job.outcome, Failure) else None,
         )

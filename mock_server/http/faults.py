@@ -116,7 +116,7 @@ def _answer(rule: FaultRule, scope: Scope) -> tuple[int, bytes, list[tuple[bytes
 
 def _request_id(scope: Scope) -> str:
     """The id in the path (status, result, cancel), or one made from the path (a submit)."""
-    parts = scope["path"].split("/")
+    parts: list[str] = scope["path"].split("/")
     if "requests" in parts and parts.index("requests") + 1 < len(parts):
         return parts[parts.index("requests") + 1]
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"fal-mock-fault:{scope['path']}"))

@@ -103,8 +103,8 @@ def varying_send(kind: str, operation: Operation, send: Send) -> Send:
     async def wrapped(message: Message) -> None:
         nonlocal start
         if message["type"] == "http.response.start":
-            headers = dict(message.get("headers", []))
-            if headers.get(b"content-type", b"").startswith(b"application/json"):
+            content_type = dict(message.get("headers", [])).get(b"content-type", b"")
+            if content_type.startswith(b"application/json"):
                 start = message
                 return
         elif start is not None and message["type"] == "http.response.body":
