@@ -78,6 +78,12 @@ class PendingUpload:
     content_type: str
     multipart: bool
     parts: dict[int, bytes] = field(default_factory=dict)
+    reserved_at: float = 0.0
+
+
+MAX_PENDING_UPLOADS = 1_000
+"""Uploads begun and not finished that are kept; past it the oldest is forgotten (its upload
+URL then answers 404, as an expired presigned URL would), so abandoned uploads stay bounded."""
 
 
 class Blobs(Protocol):
@@ -169,7 +175,13 @@ class FileStore:
         self._drop([f for owner in owners for f in self._holdings.pop(owner, ())])
 
     def expire(self, stored_by: float) -> None:
-        """Forget the files no request holds that were stored at ``stored_by`` or before."""
+        """Forget the files no request holds that were stored at ``stored_by`` or before, and
+        the uploads begun by then and never finished."""
+        while self._pending:
+            oldest = next(iter(self._pending.values()))
+            if oldest.reserved_at > stored_by:
+                break
+            del self._pending[oldest.upload_id]
         expired = []
         while self._ages and self._ages[0][0] <= stored_by:
             file_id = self._ages.popleft()[1]
@@ -194,8 +206,11 @@ class FileStore:
             file_name=safe_file_name(file_name),
             content_type=content_type or "application/octet-stream",
             multipart=multipart,
+            reserved_at=self._now(),
         )
         self._pending[pending.upload_id] = pending
+        while len(self._pending) > MAX_PENDING_UPLOADS:
+            del self._pending[next(iter(self._pending))]
         return pending
 
     def pending(self, upload_id: str) -> PendingUpload:

@@ -15,7 +15,7 @@ from mock_server.cli import build_parser
 from mock_server.engine import EngineConfig, Policy, QueueEngine, SubmitOptions, Success
 from mock_server.engine.retention import output_file_ids
 from mock_server.settings import MockSettings
-from mock_server.storage import FileStore, MemoryBlobs
+from mock_server.storage import MAX_PENDING_UPLOADS, FileStore, MemoryBlobs, StorageError
 from tests.conftest import AUTH, LIPSYNC_INPUT
 
 INPUT = LipsyncInput(**LIPSYNC_INPUT)
@@ -192,3 +192,21 @@ def test_retention_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setenv("FAL_MOCK_RESULT_RETENTION", "0")
     with pytest.raises(ValueError, match="greater than 0"):
         MockSettings()
+
+
+def test_uploads_begun_and_never_finished_expire_and_stay_bounded() -> None:
+    engine = make(file_retention=20.0)
+    abandoned = engine.store.reserve("video/mp4", "a.mp4", multipart=True)
+    engine.store.put_part(abandoned.upload_id, 1, b"x" * 1024)
+    engine.advance_clock(10.0)
+    later = engine.store.reserve("video/mp4", "b.mp4", multipart=False)
+    engine.advance_clock(10.5)  # the first was begun 20.5 s ago, the second 10.5 s ago
+    engine.peek("nothing")  # any look at the engine runs the expiry
+    with pytest.raises(StorageError, match="No upload in progress"):
+        engine.store.pending(abandoned.upload_id)
+    assert engine.store.pending(later.upload_id) is later
+    for _ in range(MAX_PENDING_UPLOADS + 5):
+        engine.store.reserve("video/mp4", None, multipart=False)
+    with pytest.raises(StorageError):  # the oldest went first
+        engine.store.pending(later.upload_id)
+    assert len(engine.store._pending) == MAX_PENDING_UPLOADS
