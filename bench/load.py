@@ -87,20 +87,21 @@ async def _cross_check(
 ) -> None:
     """The server's own list (``GET /_mock/requests``): every id it still keeps is COMPLETED,
     and none is forgotten before its time. Retention counts from when a request completed on
-    the server, at most a poll (or a slow answer) before the client saw it: an id seen
-    COMPLETED less than ``retention - slack`` ago must be kept; with no retention, every id."""
+    the server, which was after the client last sent a request answered "not yet"
+    (``pending_at``): until that plus the retention, the server must list it; with no known
+    retention, it must list every id."""
     answer = await client.get(f"{base_url}/_mock/requests", timeout=120)
     answer.raise_for_status()
     known = {r["request_id"]: r["status"] for r in answer.json()["requests"]}
     now = time.perf_counter()
-    keep_for = math.inf if retention is None else retention - min(5.0, retention / 2)
+    keep_for = math.inf if retention is None else retention
     for request_id, kind in report.submitted.items():
         status = known.get(request_id)
-        seen = report.completed.get(request_id)
-        if status is None and (seen is None or now - seen < keep_for):
-            age = (
-                "never seen COMPLETED" if seen is None else f"seen COMPLETED {now - seen:.1f} s ago"
-            )
+        seen, pending = report.completed.get(request_id), report.pending_at.get(request_id, 0.0)
+        if status is None and (seen is None or now - pending < keep_for):
+            age = "never seen COMPLETED" if seen is None else (
+                f"not COMPLETED {now - pending:.1f} s ago, seen COMPLETED {now - seen:.1f} s ago"
+            )  # fmt: skip
             report.lost.add(request_id)
             report.fail("lost", f"{kind} request {request_id} not known to the server ({age})")
         elif status is not None and status != "COMPLETED":
@@ -165,7 +166,9 @@ async def _session(
             sampling.cancel()
         if sampler is not None:
             for number in range(1, len(results.rounds) + 1):
-                results.memory[f"round {number} peak"] = sampler.peak(f"round {number}")
+                for phase in ("", " opening", " lifecycles", " cancelling"):
+                    peak = sampler.peak(f"round {number}{phase}")
+                    results.memory[f"round {number}{phase} peak"] = peak
             results.meta["rss_samples"] = [asdict(s) for s in sampler.samples]
             results.meta["rss_series"] = [asdict(s) for s in sampler.series(5.0)]
 
@@ -182,12 +185,16 @@ async def _round(
     """One round of load, its cross-check, and the wait until its results are forgotten."""
     report = RoundReport(results.session.plan)
     results.rounds.append(report)
-    if sampler is not None:
-        sampler.phase = f"round {number}"
+
+    def on_phase(phase: str) -> None:
+        if sampler is not None:
+            sampler.phase = f"round {number} {phase}"
+            sampler.sample()  # at least one sample in each phase, however short
+
     cpu = server.cpu_seconds() if server is not None else 0.0
     mine, started = time.process_time(), time.perf_counter()
     try:
-        await run_round(base_url, results.session.plan, report)
+        await run_round(base_url, results.session.plan, report, on_phase)
     finally:  # also when the deadline cuts the round short: what it measured is reported
         wall = time.perf_counter() - started
         usage = {"wall_s": wall, "client_cpu_use": (time.process_time() - mine) / wall}

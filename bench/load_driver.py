@@ -23,7 +23,7 @@ import json
 import math
 import time
 from collections import Counter, defaultdict
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -43,6 +43,8 @@ ORDER: Final = {"IN_QUEUE": 0, "IN_PROGRESS": 1, "COMPLETED": 2}
 CATEGORIES: Final = ("lost", "5xx", "incomplete", "wrong answer", "held stream", "deadline")
 """Failure kinds (the session adds ``deadline`` to a round the deadline cut short)."""
 EXAMPLES: Final = 5
+CANCEL_CONCURRENCY: Final = 8
+"""Cancels in flight at once: few, so that they reach the server in the order sent."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +55,7 @@ class Plan:
     sse_share: float = 0.25
     """Share of lifecycles that stream their status instead of polling it."""
     poll_interval: float = 0.1
-    lifecycle_timeout: float = 120.0
+    lifecycle_timeout: float = 60.0
     """A lifecycle not done in this long is reported incomplete (and given up)."""
     open_timeout: float = 120.0
     """Longest wait for every held stream's first event, and for them all to close after
@@ -85,6 +87,12 @@ class RoundReport:
     failures: dict[str, Failure] = field(default_factory=dict)
     lost: set[str] = field(default_factory=set)
     """Ids a submit gave out that the server then did not know (404, or not in its list)."""
+    pending_at: dict[str, float] = field(default_factory=dict)
+    """For each id, when the client last sent a request whose answer showed it not yet
+    COMPLETED (perf_counter): it completed on the server after that, so its retention cannot
+    have passed before this plus the retention."""
+    queue_positions: dict[str, int] = field(default_factory=dict)
+    """Held requests' queue positions at submit: they are cancelled from the back."""
     seconds: float = 0.0
     """The lifecycles' wall time (held streams open before, cancelled after)."""
     requests_in_lifecycles: int = 0
@@ -153,6 +161,7 @@ class _Round:
     async def submit(self, client: httpx.AsyncClient, kind: str) -> dict[str, Any]:
         headers = {"x-mock-policy": HELD_POLICY} if kind == "held" else {}
         sent = client.post(f"{self.base_url}{QUEUE_PATH}", json=SUBMIT_BODY, headers=headers)
+        sent_at = time.perf_counter()
         response = await self.call("submit", sent)
         body = _json(response)
         request_id = body.get("request_id")
@@ -161,6 +170,9 @@ class _Round:
                 "wrong answer", f"submit answered {response.status_code}: {response.text[:200]}"
             )
         self.report.submitted[request_id] = kind
+        self.report.pending_at[request_id] = sent_at
+        if isinstance(position := body.get("queue_position"), int):
+            self.report.queue_positions[request_id] = position
         return body
 
     async def lifecycle(self, client: httpx.AsyncClient, number: int) -> None:
@@ -198,6 +210,7 @@ class _Round:
     ) -> dict[str, Any]:
         last = -1
         while True:
+            sent_at = time.perf_counter()
             response = await self.call("status", client.get(status_url), request_id)
             body = _json(response)
             status = body.get("status")
@@ -211,6 +224,7 @@ class _Round:
             if status == "COMPLETED":
                 self.report.completed[request_id] = time.perf_counter()
                 return body
+            self.report.pending_at[request_id] = sent_at
             await asyncio.sleep(self.plan.poll_interval)
 
     async def stream_until_completed(
@@ -253,6 +267,8 @@ class _Round:
                     raise LifecycleError("wrong answer", f"stream of {request_id}: {event}")
                 self.check_order(request_id, last, status)
                 last = ORDER[status]
+                if status != "COMPLETED":  # told after the stream was asked for
+                    self.report.pending_at[request_id] = started
                 yield event
 
     def check_order(self, request_id: str, last: int, status: str) -> None:
@@ -313,8 +329,11 @@ class _Round:
         self.report.held_completed += 1
 
     async def cancel_held(self, client: httpx.AsyncClient) -> None:
+        """Cancel every held request, from the back of the queue: a cancel then moves no other
+        held request's queue position, so the streams see one event each, their last (from the
+        front, each cancel would move all those behind: 125,000 events for 500 streams)."""
         self.cancelling.set()
-        slots = asyncio.Semaphore(self.plan.clients)
+        slots = asyncio.Semaphore(CANCEL_CONCURRENCY)
 
         async def cancel(request_id: str) -> None:
             url = f"{self.base_url}{QUEUE_PATH}/requests/{request_id}/cancel"
@@ -331,6 +350,7 @@ class _Round:
                 self.report.fail("held stream", f"cancel {request_id}: {response.status_code}")
 
         held = [rid for rid, kind in self.report.submitted.items() if kind == "held"]
+        held.sort(key=lambda rid: self.report.queue_positions.get(rid, 0), reverse=True)
         await asyncio.gather(*(cancel(request_id) for request_id in held))
 
 
@@ -343,10 +363,17 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
-async def run_round(base_url: str, plan: Plan, report: RoundReport | None = None) -> RoundReport:
+async def run_round(
+    base_url: str,
+    plan: Plan,
+    report: RoundReport | None = None,
+    on_phase: Callable[[str], None] = lambda phase: None,
+) -> RoundReport:
     """One round; what it found is in the report, which the caller may pass in so that what
-    was measured survives a deadline that cancels this coroutine."""
+    was measured survives a deadline that cancels this coroutine. ``on_phase`` is told of
+    each phase as it starts: opening (the held streams), lifecycles, cancelling (the held)."""
     report = report or RoundReport(plan)
+    on_phase("opening")
     state = _Round(base_url.rstrip("/"), plan, report)
     timeout = httpx.Timeout(30.0, read=60.0)  # held streams are quiet: keep-alives every 15 s
     lifecycle_limits = httpx.Limits(max_connections=plan.clients + 8)
@@ -361,11 +388,13 @@ async def run_round(base_url: str, plan: Plan, report: RoundReport | None = None
         ]
         try:
             await _wait_opened(opened, plan, report)
+            on_phase("lifecycles")
             numbers = list(range(plan.lifecycles))[::-1]  # popped from the end: 0 first
             started, answers = time.perf_counter(), report.answers()
             await asyncio.gather(*(state.worker(client, numbers) for _ in range(plan.clients)))
             report.seconds = time.perf_counter() - started
             report.requests_in_lifecycles = report.answers() - answers
+            on_phase("cancelling")
             await state.cancel_held(client)
             if held:
                 _, pending = await asyncio.wait(held, timeout=plan.open_timeout)

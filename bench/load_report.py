@@ -228,11 +228,19 @@ def _memory_lines(results: Results) -> Iterator[str]:
     memory = results.memory
     if not memory:
         return
-    order = ["before"]
+    yield f"\n  server RSS, MiB: before the load {memory.get('before', float('nan')):.1f}"
     for number in range(1, len(results.rounds) + 1):
-        order += [f"round {number} peak", f"after round {number}"]
-    shown = [(key, memory[key]) for key in order if key in memory]
-    yield "\n  server RSS, MiB: " + " | ".join(f"{k} {v:.1f}" for k, v in shown)
+        phases = ", ".join(
+            f"{phase} {memory[f'round {number} {phase} peak']:.1f}"
+            for phase in ("opening", "lifecycles", "cancelling")
+            if f"round {number} {phase} peak" in memory
+        )
+        after = memory.get(f"after round {number}")
+        yield (
+            f"    round {number}: peak {memory.get(f'round {number} peak', float('nan')):.1f} "
+            f"(by phase: {phases})"
+            + ("" if after is None else f"; after its results expired {after:.1f}")
+        )
     for stored in results.stored:
         yield (
             f"  stored after {stored['after']:<12} requests {stored['requests']:>6}, files "

@@ -166,7 +166,15 @@ class MemorySampler:
             await asyncio.sleep(self.interval)
 
     def peak(self, phase: str) -> float:
-        return max((s.rss_mib for s in self.samples if s.phase == phase), default=float("nan"))
+        """The highest sample of the phases named ``phase`` or starting ``phase + " "``."""
+        return max(
+            (
+                s.rss_mib
+                for s in self.samples
+                if s.phase == phase or s.phase.startswith(phase + " ")
+            ),
+            default=float("nan"),
+        )
 
     def series(self, every: float) -> list[Sample]:
         """One sample per ``every`` seconds (the first at or after each step), for printing."""
