@@ -4,8 +4,6 @@ link-local or metadata addresses unless allowed, redirects included; refusals ar
 from __future__ import annotations
 
 import asyncio
-import http.server
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,46 +12,15 @@ import pytest
 from mock_server.lipsync.examples import EXAMPLE_AUDIO_PATH
 from mock_server.lipsync.inputs import InputConfig, InputError, resolve_input
 from tests.hardening.conftest import AUTH, SUBMIT, app_client, make_app
+from tests.local_http import LoopbackServer
 
-
-class MediaServer:
-    """A local HTTP server: ``/speech`` is real audio, ``/redirect?to=URL`` redirects."""
-
-    def __init__(self) -> None:
-        self.paths: list[str] = []
-        owner = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                owner.paths.append(self.path)
-                if self.path.startswith("/redirect?to="):
-                    self.send_response(302)
-                    self.send_header("Location", self.path.partition("?to=")[2])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                body = EXAMPLE_AUDIO_PATH.read_bytes()
-                self.send_response(200)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
+MediaServer = LoopbackServer  # /speech (any path) is real audio, /redirect?to=URL redirects
 
 
 @pytest.fixture
-def media() -> Iterator[MediaServer]:
-    server = MediaServer()
-    thread = threading.Thread(target=server.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.httpd.shutdown()
-    server.httpd.server_close()
-    thread.join()
+def media() -> Iterator[LoopbackServer]:
+    with LoopbackServer(EXAMPLE_AUDIO_PATH.read_bytes()) as server:
+        yield server
 
 
 def fetch(url: str, work_dir: Path, **config: object) -> InputError | None:

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -20,6 +18,7 @@ from mock_server.netguard import (
     guarded_client,
     refusal_reason,
 )
+from tests.local_http import LoopbackServer
 
 LOOPBACK = DestinationPolicy(allow_loopback=True)
 PRIVATE = DestinationPolicy(allow_private=True)
@@ -146,41 +145,13 @@ def test_unresolvable_host_is_a_network_error_not_a_refusal() -> None:
 # -- connect-time checks against a real server ---------------------------------------------
 
 
-class _Server:
-    def __init__(self) -> None:
-        self.hits: list[tuple[str, str]] = []  # (path, Host header)
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                server.hits.append((self.path, self.headers.get("Host", "")))
-                if self.path.startswith("/redirect"):
-                    self.send_response(302)
-                    self.send_header("Location", self.path.partition("?to=")[2])
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                self.send_response(200)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
+_Server = LoopbackServer
 
 
 @pytest.fixture
-def server() -> Iterator[_Server]:
-    made = _Server()
-    thread = threading.Thread(target=made.httpd.serve_forever, daemon=True)
-    thread.start()
-    yield made
-    made.httpd.shutdown()
-    made.httpd.server_close()
-    thread.join()
+def server() -> Iterator[LoopbackServer]:
+    with LoopbackServer() as made:
+        yield made
 
 
 def _fake_dns(table: dict[str, Sequence[str]]) -> Resolver:
