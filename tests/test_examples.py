@@ -19,4 +19,4 @@ def test_lipsync_client_example_suite_passes() -> None:
         timeout=300,
     )
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "4 passed" in run.stdout
+    assert "5 passed" in run.stdout

@@ -54,3 +54,11 @@ def test_a_bad_video_is_a_clear_error(fal_mock, tmp_path: Path) -> None:
 async def test_async_client(fal_mock, tmp_path: Path) -> None:
     out = await lipsync_file_async(EXAMPLE_VIDEO_PATH, EXAMPLE_AUDIO_PATH, tmp_path / "out.mp4")
     assert out.stat().st_size > 0
+
+
+def test_survives_every_behaviour_fal_allows(fal_mock, tmp_path: Path) -> None:
+    """Rate limits, dropped connections, nginx 502s, slow answers, fields left out or added,
+    runner failures: the client must finish, keep the contract, and ride over what fal-client's
+    retries cover. A job fal fails may end it with a LipsyncError, never hang it."""
+    out = tmp_path / "fuzzed.mp4"
+    fal_mock.fuzz(lambda: lipsync_file(EXAMPLE_VIDEO_PATH, EXAMPLE_AUDIO_PATH, out), max_examples=8)
