@@ -35,7 +35,8 @@ from typing import Any, Final
 
 import httpx
 
-from bench.load_driver import AUTH, Plan, RoundReport, run_round
+from bench.load_driver import AUTH, run_round
+from bench.load_model import Plan, RoundReport
 from bench.load_report import (
     FULL,
     INFERENCE_TIME,
@@ -52,6 +53,7 @@ from bench.load_server import MemorySampler, MockProcess
 
 __all__ = ["FULL", "SMOKE", "Session", "main", "run"]
 
+CLIENT: Final = "bench.load_http, one keep-alive connection per client"
 _STARTED: list[MockProcess] = []
 """Servers this process started: the watchdog stops them before it gives up."""
 
@@ -238,7 +240,7 @@ def run(session: Session, base_url: str | None = None) -> Results:
             results.meta["server"] = {"command": server.command, "env": env}
         results.meta.update(
             session=session.name, base_url=base_url, server_cpu=server_cpu, client_cpu=client_cpu,
-            plan=asdict(session.plan), client="httpx.AsyncClient", retention=retention,
+            plan=asdict(session.plan), client=CLIENT, retention=retention,
             load_average_before=os.getloadavg(),
         )  # fmt: skip
         if client_cpu is not None:

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from bench.load_driver import Plan, RoundReport, percentile
+from bench.load_model import Plan, RoundReport, percentile
 
 __all__ = ["FULL", "SMOKE", "Results", "Session", "figures", "judge", "table"]
 

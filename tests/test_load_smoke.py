@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from bench import load
-from bench.load_driver import Plan, RoundReport
+from bench.load_model import Plan, RoundReport
 from bench.load_report import SMOKE, Results, memory_check
 from mock_server.settings import MockSettings
 from mock_server.testing import LiveServer
