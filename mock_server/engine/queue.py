@@ -250,6 +250,7 @@ class QueueEngine:
 
     def request_ids(self) -> list[str]:
         with self._lock:
+            self._catch_up(self.clock.now())  # what retention let go is not listed
             return list(self._jobs)
 
     # -- progression --------------------------------------------------------------------

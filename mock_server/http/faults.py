@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Final
 
 from pydantic import ValidationError
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.faults import FAULT_HEADER, VARIATIONS, FaultPlan, FaultRule
 from contracts.operations import Header as FalHeader
@@ -34,6 +34,7 @@ RAW_RECEIVE_KEY: Final = "fal_mock.raw_receive"
 """Scope key: the server's own ``receive``, whose owner holds the connection (uvicorn)."""
 
 _HEADER: Final = FAULT_HEADER.lower().encode()
+FAULT_MARK_HEADER: Final = b"x-mock-fault"
 _INGRESS_STATUS: Final = {"ingress_502": 502, "ingress_503": 503, "ingress_504": 504}
 _REASONS: Final = {
     502: "Bad Gateway",
@@ -87,6 +88,7 @@ class FaultInjection:
             await self.app(scope, receive, send)
             return
         scope[FAULT_KEY] = rule.kind
+        send = _marked(send, rule.kind)
         if rule.kind in VARIATIONS:
             await self.app(scope, receive, varying_send(rule.kind, operation, send))
         elif rule.kind == "latency":
@@ -112,6 +114,19 @@ def _answer(rule: FaultRule, scope: Scope) -> tuple[int, bytes, list[tuple[bytes
         # fal's gateway stamps the request it was serving; fal-client then does not retry.
         headers.append((FalHeader.REQUEST_ID.encode(), _request_id(scope).encode()))
     return status, nginx_page(status), headers
+
+
+def _marked(send: Send, kind: str) -> Send:
+    """Adds ``X-Mock-Fault: <kind>`` to the answer: a load test or a log can tell an injected
+    failure from a real one (fal sends no such header; clients ignore it)."""
+
+    async def marked(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            headers = [*message.get("headers", []), (FAULT_MARK_HEADER, kind.encode())]
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return marked
 
 
 def _request_id(scope: Scope) -> str:

@@ -89,6 +89,7 @@ async def test_json_faults(client: httpx.AsyncClient, kind: str, status: int, de
     faulted = await client.post(SUBMIT, json=LIPSYNC_INPUT)
     assert (faulted.status_code, faulted.json()) == (status, {"detail": detail})
     assert (faulted.headers.get("retry-after") == "7") is (kind == "rate_limited")
+    assert faulted.headers["x-mock-fault"] == kind  # injected, and says so
     assert "x-fal-request-id" not in faulted.headers
     # Nothing was queued by the faulted submit; the next one is served.
     assert client.app.state.engine.request_ids() == []  # type: ignore[attr-defined]
