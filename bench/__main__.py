@@ -23,6 +23,8 @@ BENCHMARKS: Final[dict[str, str]] = {
     "server": "bench.server_bench",
     "inproc": "bench.inproc_bench",
     "sse": "bench.sse_bench",
+    "webhooks": "bench.webhooks_bench",
+    "persistence": "bench.persistence_bench",
 }
 """Short name -> module. The short name names the JSON file and ``--only`` picks by it."""
 
