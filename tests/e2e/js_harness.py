@@ -43,8 +43,9 @@ def missing_prerequisite() -> str | None:
 # -- running the driver --------------------------------------------------------------------
 
 
-def drive(scenario: str, base_url: str, mode: str) -> dict[str, Any]:
-    """Run one driver scenario; fail the test with everything it printed if it did not succeed."""
+def drive(scenario: str, base_url: str, mode: str, transport_errors: int = 0) -> dict[str, Any]:
+    """Run one driver scenario; fail the test with everything it printed if it did not succeed.
+    ``transport_errors``: how many calls may end in a transport error (an injected fault)."""
     assert NODE is not None
     try:
         proc = subprocess.run(
@@ -75,17 +76,21 @@ def drive(scenario: str, base_url: str, mode: str) -> dict[str, Any]:
         )
     assert out["scenario"] == scenario
     assert out["mode"] == mode
-    check_trace(out["trace"], base_url, mode)
+    check_trace(out["trace"], base_url, mode, transport_errors)
     return out
 
 
-def check_trace(trace: list[dict[str, Any]], base_url: str, mode: str) -> None:
-    """Every call the client made stayed on the mock, routed the way ``mode`` says."""
+def check_trace(
+    trace: list[dict[str, Any]], base_url: str, mode: str, transport_errors: int = 0
+) -> None:
+    """Every call the client made stayed on the mock, routed the way ``mode`` says, and none
+    ended in a transport error beyond the ``transport_errors`` expected."""
     assert trace, "the client made no HTTP call at all"
+    failed = [call for call in trace if "error" in call]
+    assert len(failed) == transport_errors, f"transport errors: {failed}"
     proxy_url = f"{base_url}/api/fal/proxy"
     for call in trace:
         assert call["url"].startswith(base_url + "/"), f"the client left the mock: {call}"
-        assert "error" not in call, f"transport error: {call}"
         if call["target"] is not None:  # dispatched through the client's request pipeline
             assert mode == "proxy", f"x-fal-target-url without proxyUrl: {call}"
             assert call["url"] == proxy_url, call
