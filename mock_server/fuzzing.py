@@ -89,6 +89,8 @@ def fuzz_client(
     """Run ``client()`` (sync or async, no arguments) against drawn behaviours; raise the
     shrunk failure, if any, with the behaviour and the replay seed in its report."""
     runner = _Runner(fal_mock, client, budget or FuzzBudget(), retried, checks or {})
+    engine = fal_mock._engine
+    before = None if engine is None else (engine.config.seed, str(engine.config.policy))
     try:
         if replay is not None:
             runner.run(replay)
@@ -99,6 +101,9 @@ def fuzz_client(
             return
         smallest, violation = shrink(runner, runner.failing, max_shrinks)
     finally:
+        # The test goes on as it was set up: its seed and policy, no faults, nothing queued.
+        if before is not None:
+            fal_mock._control.reset(seed=before[0], policy=before[1])
         fal_mock.set_faults(None)
     failure = FuzzingFailure(
         f"{type(violation).__name__}: {violation}\n\n"

@@ -144,13 +144,20 @@ def test_replay_runs_one_behaviour(inner: pytest.Pytester) -> None:
         fuzz_module(
             """
 
+@pytest.mark.fal_mock(policy="polls:2", seed=9)
+def test_the_test_goes_on_as_it_was_set_up(fal_mock):
+    fal_mock.fuzz(good_loop, max_examples=3, seed=4)
+    assert str(fal_mock.engine.config.policy) == "polls:2"
+    assert fal_mock.engine.config.seed == 9
+    assert fal_mock.request_ids == [] and fal_mock.engine.faults.plan == FaultPlan()
+
 def test_replay(fal_mock):
     calls = []
     behaviour = ServerBehaviour(policy="polls:2", seed=5, ahead=1)
-    fal_mock.fuzz(lambda: calls.append(good_loop()), replay=behaviour)
-    assert len(calls) == 1
-    assert fal_mock.journal[0].response_headers["x-fal-request-id"]
-    submitted = [e for e in fal_mock.journal if e.method == "POST"][0]
+    fal_mock.fuzz(lambda: calls.append((good_loop(), fal_mock.journal)), replay=behaviour)
+    [(_, journal)] = calls  # seen from inside the run: afterwards the mock is as it was
+    assert journal[0].response_headers["x-fal-request-id"]
+    submitted = [e for e in journal if e.method == "POST"][0]
     assert '"queue_position":1' in submitted.response_body  # one request ahead
 
 def test_a_budget_stops_a_client_that_never_finishes(fal_mock):
@@ -169,4 +176,4 @@ def test_a_budget_stops_a_client_that_never_finishes(fal_mock):
 """
         )
     )
-    inner.runpytest().assert_outcomes(passed=2)
+    inner.runpytest().assert_outcomes(passed=3)
