@@ -229,6 +229,15 @@ def settings_errors(exc: ValidationError) -> str:
     )
 
 
+def _faults_line(settings: Any, base: str) -> list[str]:
+    """A mock injecting faults says so: a client failing against it should know why."""
+    rules = settings.faults.rules
+    if not rules:
+        return []
+    kinds = ", ".join(sorted({rule.kind for rule in rules}))
+    return [f"  FAULTS ON: {len(rules)} rule(s) ({kinds}); counters at {base}/_mock/faults"]
+
+
 def banner(settings: Any) -> str:
     from mock_server.clients import fal_client_urls, js_client_snippet, tls_environment
 
@@ -247,6 +256,7 @@ def banner(settings: Any) -> str:
             else "loopback clients only (set FAL_MOCK_CONTROL_TOKEN to use it from elsewhere)"
         ),
         f"  webhooks: JWKS {base}/rest/.well-known/jwks.json   outbox: {base}/_mock/webhooks",
+        *_faults_line(settings, base),
         "",
         "Python (fal-client), in your code or conftest:",
         "  from mock_server.clients import point_fal_client",

@@ -291,3 +291,13 @@ def test_fal_client_takes_the_variations(fal_mock: Any, kind: str) -> None:
     )
     assert output["video"]["content_type"] == "video/mp4"
     assert all(e.extra.get("fault") == kind for e in fal_mock.journal if e.host == "queue")
+
+
+def test_the_serve_banner_says_faults_are_on() -> None:
+    from mock_server.cli import banner
+
+    plain = MockSettings()
+    faulty = MockSettings(faults=json.dumps({"rules": [{"kind": "conflict"}, {"kind": "latency"}]}))
+    assert "FAULTS ON" not in banner(plain)
+    line = next(x for x in banner(faulty).splitlines() if "FAULTS ON" in x)
+    assert "2 rule(s) (conflict, latency)" in line and line.endswith("/_mock/faults")
