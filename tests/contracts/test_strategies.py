@@ -43,7 +43,9 @@ def test_every_field_and_value_is_reached() -> None:
     seen_fields: set[str] = set()
     seen_kinds: set[str] = set()
 
-    @settings(max_examples=300)
+    # Derandomized: a coverage claim must not depend on the run's random seed (it missed a
+    # kind once in 300 random draws of 14).
+    @settings(max_examples=400, derandomize=True, database=None)
     @given(lipsync_inputs(), fault_rules())
     def collect(body: dict[str, Any], rule: FaultRule) -> None:
         seen_fields.update(body)
