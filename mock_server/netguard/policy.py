@@ -1,30 +1,5 @@
-"""Where the mock may open a connection: a destination guard against SSRF.
-
-The mock fetches URLs that requests name (input media with remote fetching on, ``fal_webhook``
-targets). A request must not be able to point it at the machine's own services, the local network
-or a cloud metadata endpoint. This module decides by address range, after resolving the host:
-
-- always refused (unless an address or network in :attr:`DestinationPolicy.allowed_hosts` names
-  it): link-local (``169.254.0.0/16``, ``fe80::/10``; cloud metadata lives there), multicast,
-  unspecified (``0.0.0.0``, ``::``: connecting to them reaches the local host on Linux),
-  reserved and broadcast, and the known cloud metadata addresses outside link-local;
-- loopback (``127.0.0.0/8``, ``::1``) unless :attr:`DestinationPolicy.allow_loopback`;
-- every other address that is not globally routable (RFC 1918, ``fc00::/7``, ``100.64.0.0/10``,
-  documentation ranges, ...) unless :attr:`DestinationPolicy.allow_private`.
-
-IPv6 forms that carry an IPv4 address (IPv4-mapped ``::ffff:a.b.c.d``, NAT64 ``64:ff9b::/96``,
-6to4 ``2002::/16``) are judged by that IPv4 address. A host is refused when *any* of its addresses
-is: a DNS answer mixing a public and a private address must not be a coin toss.
-
-**Pinning.** :func:`check_url` answers early with a clear error, but a DNS answer can change
-between that check and the connection (DNS rebinding). The httpx clients made here
-(:func:`guarded_client`, :func:`guarded_async_client`) therefore check again *at connect time*, in
-the transport's network backend: one resolution, every address checked, and the socket opened to
-exactly those addresses, never to a name resolved again. TLS still verifies the certificate
-against the URL's host name (httpcore passes the origin host as ``server_hostname``). Each redirect
-hop opens its own connection, so each hop is checked. The clients ignore proxy environment
-variables (``trust_env=False``): through a proxy, the guard would only ever see the proxy.
-"""
+"""Address ranges and the destination checks: which hosts and addresses the mock may connect
+to (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -33,26 +8,7 @@ import socket
 import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
-
-import anyio
-import httpcore
-import httpx
-
-__all__ = [
-    "DEFAULT_POLICY",
-    "CheckedDestination",
-    "DestinationPolicy",
-    "DestinationRefused",
-    "IPAddress",
-    "Resolver",
-    "check_address",
-    "check_url",
-    "guarded_async_client",
-    "guarded_client",
-    "refusal_reason",
-    "resolve_host",
-]
+from typing import Final
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -207,7 +163,7 @@ def check_url(
     Raises :class:`DestinationRefused`, or :class:`OSError` when the host does not resolve.
     """
     scheme, host, port = _split(url)
-    addresses = _checked_addresses(host, port, policy, resolve)
+    addresses = checked_addresses(host, port, policy, resolve)
     return CheckedDestination(url, scheme, host, port, addresses)
 
 
@@ -226,7 +182,7 @@ def _split(url: str) -> tuple[str, str, int]:
     return scheme, host, port if port is not None else _DEFAULT_PORTS[scheme]
 
 
-def _checked_addresses(
+def checked_addresses(
     host: str, port: int, policy: DestinationPolicy, resolve: Resolver
 ) -> tuple[IPAddress, ...]:
     host = _normal_host(host)
@@ -235,142 +191,6 @@ def _checked_addresses(
     if not found:
         raise DestinationRefused(host, None, "it resolves to no address")
     return tuple(check_address(host, a, policy) for a in found)
-
-
-# -- connect-time checks: the httpcore network backends ------------------------------------
-
-
-class _GuardedBackend(httpcore.NetworkBackend):
-    """Resolves once, checks every address, connects only to checked addresses."""
-
-    def __init__(
-        self, inner: httpcore.NetworkBackend, policy: DestinationPolicy, resolve: Resolver
-    ) -> None:
-        self._inner = inner
-        self._policy = policy
-        self._resolve = resolve
-
-    def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,
-        local_address: str | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.NetworkStream:
-        try:
-            addresses = _checked_addresses(host, port, self._policy, self._resolve)
-        except OSError as failed:  # httpx maps it to httpx.ConnectError, as for any socket
-            raise httpcore.ConnectError(f"cannot resolve {host!r}: {failed}") from failed
-        error: Exception | None = None
-        for ip in addresses:  # the checked addresses, never the name again
-            try:
-                return self._inner.connect_tcp(
-                    str(ip), port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failed:
-                error = failed
-        assert error is not None
-        raise error
-
-    def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.NetworkStream:
-        raise DestinationRefused("unix socket", None, "unix sockets are not destinations")
-
-    def sleep(self, seconds: float) -> None:
-        self._inner.sleep(seconds)
-
-
-class _AsyncGuardedBackend(httpcore.AsyncNetworkBackend):
-    """The async twin of :class:`_GuardedBackend`; resolves without blocking the loop."""
-
-    def __init__(
-        self,
-        inner: httpcore.AsyncNetworkBackend,
-        policy: DestinationPolicy,
-        resolve: Resolver | None,
-    ) -> None:
-        self._inner = inner
-        self._policy = policy
-        self._resolve = resolve
-
-    async def connect_tcp(
-        self,
-        host: str,
-        port: int,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface names it)
-        local_address: str | None = None,
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        resolve = self._resolve or resolve_host
-        try:
-            addresses = await anyio.to_thread.run_sync(
-                _checked_addresses, host, port, self._policy, resolve
-            )
-        except OSError as failed:
-            raise httpcore.ConnectError(f"cannot resolve {host!r}: {failed}") from failed
-        error: Exception | None = None
-        for ip in addresses:
-            try:
-                return await self._inner.connect_tcp(
-                    str(ip), port, timeout, local_address, socket_options
-                )
-            except (httpcore.ConnectError, httpcore.ConnectTimeout) as failed:
-                error = failed
-        assert error is not None
-        raise error
-
-    async def connect_unix_socket(
-        self,
-        path: str,
-        timeout: float | None = None,  # noqa: ASYNC109 (httpcore's interface names it)
-        socket_options: Iterable[SocketOption] | None = None,
-    ) -> httpcore.AsyncNetworkStream:
-        raise DestinationRefused("unix socket", None, "unix sockets are not destinations")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
-
-
-def guarded_client(
-    policy: DestinationPolicy = DEFAULT_POLICY,
-    *,
-    resolve: Resolver = resolve_host,
-    verify: Any = True,
-    **client_options: Any,
-) -> httpx.Client:
-    """An :class:`httpx.Client` that connects only where ``policy`` allows, checked at connect
-    time for every hop (redirects included). A refusal raises :class:`DestinationRefused` out of
-    the request call. ``client_options`` go to :class:`httpx.Client` (not ``transport``)."""
-    transport = httpx.HTTPTransport(verify=verify)
-    pool = transport._pool  # httpx exposes no network_backend option: wrap the pool's backend
-    pool._network_backend = _GuardedBackend(_backend_of(pool), policy, resolve)
-    return httpx.Client(transport=transport, trust_env=False, verify=verify, **client_options)
-
-
-def guarded_async_client(
-    policy: DestinationPolicy = DEFAULT_POLICY,
-    *,
-    resolve: Resolver | None = None,
-    verify: Any = True,
-    **client_options: Any,
-) -> httpx.AsyncClient:
-    """The async twin of :func:`guarded_client` (host names resolved in a worker thread)."""
-    transport = httpx.AsyncHTTPTransport(verify=verify)
-    pool = transport._pool
-    pool._network_backend = _AsyncGuardedBackend(_backend_of(pool), policy, resolve)
-    return httpx.AsyncClient(transport=transport, trust_env=False, verify=verify, **client_options)
-
-
-def _backend_of(pool: Any) -> Any:
-    backend = getattr(pool, "_network_backend", None)
-    if backend is None:  # an httpx/httpcore release that moved it: fail loudly, never unguarded
-        raise RuntimeError("cannot install the destination guard: httpcore pool has no backend")
-    return backend
 
 
 # -- helpers --------------------------------------------------------------------------------
