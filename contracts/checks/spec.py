@@ -90,7 +90,7 @@ class Spec:
         ``where``: prefix the location inside the value (for bodies)."""
         from jsonschema.exceptions import best_match
 
-        is_valid, validator = self._validators(self._narrowed(schema, value))
+        is_valid, validator = self._validators(self.narrowed(schema, value))
         if is_valid(value):
             return None
         error = best_match(validator.iter_errors(value))
@@ -115,7 +115,7 @@ class Spec:
             self._cache[key] = found
         return found
 
-    def _narrowed(self, schema: Mapping[str, Any], value: Any) -> Mapping[str, Any]:
+    def narrowed(self, schema: Mapping[str, Any], value: Any) -> Mapping[str, Any]:
         """With a discriminator, the one schema the value claims to be: its errors then say
         what is wrong with it (``logs`` missing), not that it matches none of the choices."""
         for _ in range(4):  # a $ref to a oneOf, at most a few hops

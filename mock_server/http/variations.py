@@ -15,12 +15,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from functools import cache
 from typing import Any, Final
 
 from starlette.types import Message, Send
 
-from contracts.openapi import build_spec
+from contracts.checks.spec import spec_for
 from contracts.operations import Operation
 
 EXTRA_FIELD: Final = "x_fal_mock_unknown_field"
@@ -28,40 +27,19 @@ EXTRA_FIELD: Final = "x_fal_mock_unknown_field"
 EXTRA_VALUE: Final = {"added_by": "fal-lipsync-mock", "why": "clients must ignore unknown fields"}
 
 
-@cache
-def _spec() -> dict[str, Any]:
-    return build_spec()
-
-
-def _resolve(schema: Mapping[str, Any]) -> Mapping[str, Any]:
-    while "$ref" in schema:
-        node: Any = _spec()
-        for part in schema["$ref"].removeprefix("#/").split("/"):
-            node = node[part]
-        schema = node
-    return schema
-
-
 def _object_schema(
     operation: Operation, status: int, body: Mapping[str, Any]
 ) -> Mapping[str, Any] | None:
-    path = _spec()["paths"].get(operation.prefixed_path, {})
+    """The schema of this answer: the one the response checks judge it by."""
+    spec = spec_for(None)
+    path = spec.document["paths"].get(operation.prefixed_path, {})
     response = path.get(operation.method.lower(), {}).get("responses", {}).get(str(status), {})
     schema = response.get("content", {}).get("application/json", {}).get("schema")
-    if schema is None:
-        return None
-    schema = _resolve(schema)
-    if "oneOf" in schema:  # a status union: the discriminator names the member
-        discriminator = schema.get("discriminator", {})
-        target = discriminator.get("mapping", {}).get(body.get(discriminator.get("propertyName")))
-        if target is None:
-            return None
-        schema = _resolve({"$ref": target})
-    return schema
+    return None if schema is None else spec.narrowed(schema, body)
 
 
 def _is_type_tag(schema: Mapping[str, Any]) -> bool:
-    schema = _resolve(schema)
+    schema = spec_for(None).narrowed(schema, None)
     return "const" in schema or len(schema.get("enum", ())) == 1
 
 
