@@ -11,7 +11,7 @@ from contracts.operations import QueueStatusName
 from contracts.schemas import LipsyncInput, LogLevel
 from mock_server.engine.clock import iso
 from mock_server.engine.policies import Policy
-from mock_server.engine.results import Outcome, RunningTask, infrastructure_failure
+from mock_server.engine.results import Failure, Outcome, RunningTask, infrastructure_failure
 
 Priority = Literal["normal", "low"]
 
@@ -95,6 +95,19 @@ class JobView:
     inference_time: float | None
     error: str | None
     error_type: str | None
+
+    @classmethod
+    def of(cls, job: Job, queue_position: int | None) -> JobView:
+        failure = job.outcome if isinstance(job.outcome, Failure) else None
+        return cls(
+            request_id=job.request_id,
+            status=job.status,
+            queue_position=queue_position,
+            logs=job.logs,
+            inference_time=inference_time(job),
+            error=failure.error if failure else None,
+            error_type=failure.error_type if failure else None,
+        )
 
     def log_dicts(self, start: int = 0) -> list[dict[str, Any]]:
         return [

@@ -36,7 +36,6 @@ from mock_server.engine.jobs import (
 from mock_server.engine.journal import Journal
 from mock_server.engine.policies import Policy
 from mock_server.engine.results import (
-    Failure,
     JobSpec,
     Outcome,
     ResultEngine,
@@ -394,15 +393,7 @@ class QueueEngine:
             job.history.append(HistoryEntry(job.status, position, time))
 
     def _view(self, job: Job) -> JobView:
-        return JobView(
-            request_id=job.request_id,
-            status=job.status,
-            queue_position=self._position(job),
-            logs=job.logs,
-            inference_time=inference_time(job),
-            error=job.outcome.error if isinstance(job.outcome, Failure) else None,
-            error_type=job.outcome.error_type if isinstance(job.outcome, Failure) else None,
-        )
+        return JobView.of(job, self._position(job))
 
     def _trim_finished(self) -> None:
         """Forget completed jobs past their retention or beyond the limit, with their files."""
