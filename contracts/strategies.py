@@ -23,7 +23,6 @@ from typing import Any, Final, get_args
 from hypothesis import strategies as st
 
 from contracts.faults import (
-    EXCHANGE_FAULTS,
     FAULT_KINDS,
     JOB_FAULTS,
     QUEUE_OPERATIONS,
@@ -224,7 +223,3 @@ def classic_behaviours(
         for kind in FAULT_KINDS
         if kind in kinds
     ]
-
-
-EXCHANGE_KINDS: Final = tuple(k for k in FAULT_KINDS if k in EXCHANGE_FAULTS)
-"""Exchange faults and variations, in the vocabulary's order."""
