@@ -13,11 +13,14 @@ class LoopbackServer:
     def __init__(self, body: bytes = b"ok") -> None:
         self.hits: list[tuple[str, str]] = []
         """(path, Host header) of each request, in order."""
+        self.user_agents: list[str | None] = []
+        """The User-Agent of each request, in order."""
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 owner.hits.append((self.path, self.headers.get("Host", "")))
+                owner.user_agents.append(self.headers.get("User-Agent"))
                 if self.path.startswith("/redirect?to="):
                     self.send_response(302)
                     self.send_header("Location", self.path.partition("?to=")[2])

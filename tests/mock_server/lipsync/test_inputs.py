@@ -6,8 +6,6 @@ The content checks (what a file is, durations, the error body) are in test_input
 from __future__ import annotations
 
 import base64
-import http.server
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
@@ -28,6 +26,7 @@ from mock_server.lipsync.inputs import (
     resolve_inputs,
 )
 from mock_server.storage import FileStore
+from tests.local_http import LoopbackServer
 
 REMOTE_VIDEO = "https://media.example/clip.mp4"
 
@@ -227,30 +226,12 @@ def test_remote_download(work_dir: Path) -> None:
 
 def test_remote_download_from_a_local_server(work_dir: Path) -> None:
     """The resolver's own client (no injected transport), against a real socket."""
-    agents: list[str] = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            agents.append(self.headers["User-Agent"])
-            body = EXAMPLE_AUDIO_PATH.read_bytes()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler) as server:
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        try:
-            url = f"http://127.0.0.1:{server.server_address[1]}/speech"
-            config = InputConfig(allow_remote=True, allow_private=True)  # a loopback server
-            resolved = resolve_input("audio_url", url, work_dir=work_dir, config=config)
-        finally:
-            server.shutdown()
+    with LoopbackServer(EXAMPLE_AUDIO_PATH.read_bytes()) as server:
+        url = f"http://127.0.0.1:{server.port}/speech"
+        config = InputConfig(allow_remote=True, allow_private=True)  # a loopback server
+        resolved = resolve_input("audio_url", url, work_dir=work_dir, config=config)
     assert resolved.path.read_bytes() == EXAMPLE_AUDIO_PATH.read_bytes()
-    assert agents == ["fal-lipsync-mock input resolver"]
+    assert server.user_agents == ["fal-lipsync-mock input resolver"]
 
 
 def test_remote_http_error(work_dir: Path) -> None:
